@@ -100,10 +100,7 @@ pub trait ReadFile: Send + Sync + fmt::Debug {
         while !buf.is_empty() {
             match self.read_at(buf, offset) {
                 Ok(0) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "file ended before the expected bytes",
-                    ));
+                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file ended before the expected bytes"));
                 }
                 Ok(n) => {
                     buf = &mut buf[n..];
@@ -175,9 +172,7 @@ pub trait FileSystem: Send + Sync + fmt::Debug {
 /// `fsync` of the directory. Readers see the old or the new content, never a mix.
 pub fn atomic_write(fs: &dyn FileSystem, path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
+    let name = path.file_name().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
     let mut tmp_name = name.to_os_string();
     tmp_name.push(".tmp");
     let tmp = dir.join(tmp_name);

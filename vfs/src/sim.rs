@@ -336,10 +336,9 @@ impl SimFs {
         let st = self.state.lock();
         match st.names.get(&p) {
             Some(Entry::File(ino)) => Ok((*ino, st.generation)),
-            Some(Entry::Dir) => Err(io::Error::new(
-                io::ErrorKind::IsADirectory,
-                format!("{}: is a directory", path.display()),
-            )),
+            Some(Entry::Dir) => {
+                Err(io::Error::new(io::ErrorKind::IsADirectory, format!("{}: is a directory", path.display())))
+            }
             None => Err(not_found(path)),
         }
     }
@@ -461,10 +460,7 @@ impl FileSystem for SimFs {
         let mut st = self.state.lock();
         st.meta_op()?;
         if st.names.contains_key(&p) {
-            return Err(io::Error::new(
-                io::ErrorKind::AlreadyExists,
-                format!("{}: already exists", path.display()),
-            ));
+            return Err(io::Error::new(io::ErrorKind::AlreadyExists, format!("{}: already exists", path.display())));
         }
         if !st.parent_is_dir(&p) {
             return Err(not_found(path));
@@ -474,12 +470,7 @@ impl FileSystem for SimFs {
         let now = st.clock_ms;
         st.inodes.insert(ino, Inode { mtime_ms: now, ..Inode::default() });
         st.names.insert(p, Entry::File(ino));
-        Ok(Box::new(SimWriteFile {
-            state: self.state.clone(),
-            ino,
-            generation: st.generation,
-            len: 0,
-        }))
+        Ok(Box::new(SimWriteFile { state: self.state.clone(), ino, generation: st.generation, len: 0 }))
     }
 
     fn open_append(&self, path: &Path) -> io::Result<Box<dyn WriteFile>> {
@@ -502,10 +493,9 @@ impl FileSystem for SimFs {
                 st.names.remove(&p);
                 Ok(())
             }
-            Some(Entry::Dir) => Err(io::Error::new(
-                io::ErrorKind::IsADirectory,
-                format!("{}: is a directory", path.display()),
-            )),
+            Some(Entry::Dir) => {
+                Err(io::Error::new(io::ErrorKind::IsADirectory, format!("{}: is a directory", path.display())))
+            }
             None => Err(not_found(path)),
         }
     }
@@ -550,11 +540,7 @@ impl FileSystem for SimFs {
             return Err(not_found(path));
         }
         let children = |names: &BTreeMap<PathBuf, Entry>| -> Vec<(PathBuf, Entry)> {
-            names
-                .iter()
-                .filter(|(k, _)| k.parent() == Some(p.as_path()))
-                .map(|(k, v)| (k.clone(), *v))
-                .collect()
+            names.iter().filter(|(k, _)| k.parent() == Some(p.as_path())).map(|(k, v)| (k.clone(), *v)).collect()
         };
         let now = children(&st.names);
         let before = children(&st.durable_names);

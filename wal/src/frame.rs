@@ -143,8 +143,7 @@ impl FrameHeader {
         }
         let len = u32_at(b, 0);
         let count = u32_at(b, 16);
-        let codec = Codec::from_id(b[20])
-            .ok_or_else(|| FrameError::Invalid(format!("unknown codec id {}", b[20])))?;
+        let codec = Codec::from_id(b[20]).ok_or_else(|| FrameError::Invalid(format!("unknown codec id {}", b[20])))?;
         let raw_len = u32_at(b, 24);
         if b[21] != 0 || b[22] != 0 || b[23] != 0 {
             return Err(FrameError::Invalid("reserved frame bytes are not zero".into()));
@@ -183,10 +182,12 @@ impl FrameHeader {
         let raw_len = self.raw_len as usize;
         let out = match self.codec {
             Codec::None => payload.to_vec(),
-            Codec::Lz4 => lz4_flex::block::decompress(payload, raw_len)
-                .map_err(|e| FrameError::Invalid(format!("lz4: {e}")))?,
-            Codec::Zstd => zstd::bulk::decompress(payload, raw_len)
-                .map_err(|e| FrameError::Invalid(format!("zstd: {e}")))?,
+            Codec::Lz4 => {
+                lz4_flex::block::decompress(payload, raw_len).map_err(|e| FrameError::Invalid(format!("lz4: {e}")))?
+            }
+            Codec::Zstd => {
+                zstd::bulk::decompress(payload, raw_len).map_err(|e| FrameError::Invalid(format!("zstd: {e}")))?
+            }
         };
         if out.len() != raw_len {
             return Err(FrameError::Invalid(format!(

@@ -48,18 +48,18 @@ mod error;
 pub mod frame;
 /// Durability, codec and the other options.
 mod options;
-/// Segment files: naming, buffered frame reads, checking one segment.
-mod segment;
-/// Opening a directory: checking segments, cutting a torn tail.
-mod recovery;
-/// The writer thread and group commit.
-mod writer;
-/// The public handle: append, sync, readers, retention, close.
-mod wal;
 /// Readers and subscriptions.
 mod reader;
+/// Opening a directory: checking segments, cutting a torn tail.
+mod recovery;
 /// Deleting old segments.
 mod retention;
+/// Segment files: naming, buffered frame reads, checking one segment.
+mod segment;
+/// The public handle: append, sync, readers, retention, close.
+mod wal;
+/// The writer thread and group commit.
+mod writer;
 
 pub use error::{Error, Result};
 pub use frame::MAX_PAYLOAD;

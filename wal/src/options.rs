@@ -35,9 +35,7 @@ impl FromStr for Durability {
             "fsync" | "sync" => Ok(Durability::Fsync),
             "os" | "write" => Ok(Durability::Os),
             "none" | "async" => Ok(Durability::None),
-            other => Err(Error::InvalidArgument(format!(
-                "unknown durability '{other}' (expected fsync, os or none)"
-            ))),
+            other => Err(Error::InvalidArgument(format!("unknown durability '{other}' (expected fsync, os or none)"))),
         }
     }
 }
@@ -90,9 +88,7 @@ impl FromStr for Codec {
             "none" | "" => Ok(Codec::None),
             "lz4" => Ok(Codec::Lz4),
             "zstd" => Ok(Codec::Zstd),
-            other => Err(Error::InvalidArgument(format!(
-                "unknown codec '{other}' (expected none, lz4 or zstd)"
-            ))),
+            other => Err(Error::InvalidArgument(format!("unknown codec '{other}' (expected none, lz4 or zstd)"))),
         }
     }
 }
@@ -217,10 +213,7 @@ impl WalOptions {
             return Err(Error::InvalidArgument("queue limits must be positive".into()));
         }
         if !(1..=22).contains(&self.zstd_level) {
-            return Err(Error::InvalidArgument(format!(
-                "zstd_level must be in 1..=22, got {}",
-                self.zstd_level
-            )));
+            return Err(Error::InvalidArgument(format!("zstd_level must be in 1..=22, got {}", self.zstd_level)));
         }
         Ok(())
     }

@@ -144,12 +144,7 @@ impl WalReader {
                 .decode_payload(&frame.stored)
                 .map_err(|e| Error::corrupted(&pos.cursor.path, frame.offset, format!("{e:?}")))?;
             self.next = h.end_seq();
-            return Ok(Some(Record {
-                seq: SeqNo(h.seq),
-                count: h.count,
-                timestamp_ms: h.timestamp_ms,
-                payload,
-            }));
+            return Ok(Some(Record { seq: SeqNo(h.seq), count: h.count, timestamp_ms: h.timestamp_ms, payload }));
         }
     }
 }

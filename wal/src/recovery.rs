@@ -68,7 +68,9 @@ pub(crate) fn recover(dir: &Path, opts: &WalOptions) -> Result<Recovered> {
                 return Err(Error::corrupted(
                     &path,
                     0,
-                    format!("segment starts at sequence number {first}, inside the previous segment (which ends at {exp})"),
+                    format!(
+                        "segment starts at sequence number {first}, inside the previous segment (which ends at {exp})"
+                    ),
                 ));
             }
             if first > exp {

@@ -132,9 +132,7 @@ impl FrameCursor {
         if offset < self.buf_start || offset + len as u64 > buf_end {
             let want = len.max(READ_CHUNK).min((limit - offset) as usize);
             self.buf.resize(want, 0);
-            self.file
-                .read_exact_at(&mut self.buf, offset)
-                .map_err(|e| Error::io("read", &self.path, e))?;
+            self.file.read_exact_at(&mut self.buf, offset).map_err(|e| Error::io("read", &self.path, e))?;
             self.buf_start = offset;
         }
         let at = (offset - self.buf_start) as usize;
@@ -151,12 +149,7 @@ impl FrameCursor {
 
     /// Reads the frame at `offset`, which must end at or before `limit`. With `verify`, the
     /// checksum is checked. `Ok(Err(_))` describes a bad or incomplete frame.
-    pub(crate) fn frame(
-        &mut self,
-        offset: u64,
-        limit: u64,
-        verify: bool,
-    ) -> Result<Result<RawFrame, FrameError>> {
+    pub(crate) fn frame(&mut self, offset: u64, limit: u64, verify: bool) -> Result<Result<RawFrame, FrameError>> {
         let header = match self.bytes(offset, FRAME_HEADER_LEN, limit)? {
             None => return Ok(Err(FrameError::Incomplete)),
             Some(hb) => match FrameHeader::decode(hb) {
@@ -202,12 +195,7 @@ pub(crate) struct ScannedSegment {
 
 /// Scans one segment whose header is valid: walks every frame, checks sequence continuity and
 /// (with `verify`) checksums. Stops at the first bad frame and reports it in `bad_tail`.
-pub(crate) fn scan_segment(
-    fs: &dyn FileSystem,
-    path: &Path,
-    first_seq: u64,
-    verify: bool,
-) -> Result<ScannedSegment> {
+pub(crate) fn scan_segment(fs: &dyn FileSystem, path: &Path, first_seq: u64, verify: bool) -> Result<ScannedSegment> {
     let mut cur = FrameCursor::open(fs, path)?;
     let file_len = cur.file_len()?;
     let mut s = ScannedSegment {
@@ -224,17 +212,14 @@ pub(crate) fn scan_segment(
         let h = if verify {
             cur.frame(offset, file_len, true)?.map(|f| f.header)
         } else {
-            cur.frame_header(offset, file_len)?.and_then(|h| {
-                if offset + h.frame_len() > file_len { Err(FrameError::Incomplete) } else { Ok(h) }
-            })
+            cur.frame_header(offset, file_len)?
+                .and_then(|h| if offset + h.frame_len() > file_len { Err(FrameError::Incomplete) } else { Ok(h) })
         };
         let h = match h {
             Ok(h) if h.seq == s.end_seq => h,
             Ok(h) => {
-                s.bad_tail = Some((
-                    offset,
-                    format!("frame has sequence number {} where {} was expected", h.seq, s.end_seq),
-                ));
+                s.bad_tail =
+                    Some((offset, format!("frame has sequence number {} where {} was expected", h.seq, s.end_seq)));
                 break;
             }
             Err(FrameError::Incomplete) => {

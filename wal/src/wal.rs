@@ -308,9 +308,8 @@ impl Wal {
             return Err(Error::Poisoned { reason });
         }
         let seq = sub.next_seq;
-        let end = seq
-            .checked_add(count as u64)
-            .ok_or_else(|| Error::InvalidArgument("sequence numbers exhausted".into()))?;
+        let end =
+            seq.checked_add(count as u64).ok_or_else(|| Error::InvalidArgument("sequence numbers exhausted".into()))?;
         let tx = sub.tx.as_ref().ok_or(Error::Closed)?;
         // The writer never takes `submit`, so blocking here on a full queue cannot deadlock;
         // holding the lock keeps queue order equal to sequence order.
@@ -708,10 +707,7 @@ mod tests {
     fn oversized_payload_is_refused() -> Result<()> {
         let fs = SimFs::new(14);
         let wal = Wal::open(DIR, opts(&fs))?;
-        assert!(matches!(
-            wal.append(vec![0u8; MAX_PAYLOAD + 1]),
-            Err(Error::PayloadTooLarge { .. })
-        ));
+        assert!(matches!(wal.append(vec![0u8; MAX_PAYLOAD + 1]), Err(Error::PayloadTooLarge { .. })));
         Ok(())
     }
 }

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 use sluice_vfs::WriteFile;
@@ -14,6 +15,9 @@ use crate::{Codec, Durability, Error, Result};
 
 /// Most payload bytes written in one group commit (bounds the latency of a batch).
 const MAX_BATCH_BYTES: u64 = 16 << 20;
+
+/// Longest a group commit waits for the appenders of the previous group to come back.
+const MAX_LINGER: Duration = Duration::from_micros(500);
 
 /// A record waiting to be written. Compression and the payload checksum were done by the
 /// appender, in parallel with other appenders.
@@ -60,11 +64,20 @@ impl Writer {
     pub(crate) fn run(mut self) {
         let mut appends: Vec<Pending> = Vec::new();
         let mut syncs: Vec<Sender<Result<()>>> = Vec::new();
+        let fsync = self.shared.opts.durability == Durability::Fsync;
+        // Appenders acknowledged by the previous group commit, and how long its sync took.
+        let mut last_group = 0usize;
+        let mut last_sync = Duration::ZERO;
         loop {
             let Ok(first) = self.rx.recv() else { break };
             let mut shutdown = false;
             let mut bytes = 0u64;
             let mut next = Some(first);
+            // Under `Fsync`, the appenders just acknowledged come back one by one as their
+            // threads wake up; a batch cut at the first of them would make every other sync
+            // carry a single record. So wait (briefly, bounded by a fraction of one sync) until
+            // as many appends are queued as the previous group had.
+            let linger_until = (fsync && last_group > 1).then(|| Instant::now() + last_sync.min(MAX_LINGER));
             while let Some(req) = next.take() {
                 match req {
                     Request::Append(p) => {
@@ -76,9 +89,19 @@ impl Writer {
                 }
                 if bytes < MAX_BATCH_BYTES && !shutdown {
                     next = self.rx.try_recv().ok();
+                    if next.is_none() && appends.len() < last_group {
+                        if let Some(deadline) = linger_until {
+                            next = self.rx.recv_deadline(deadline).ok();
+                        }
+                    }
                 }
             }
+            last_group = appends.len();
+            let sync_started = Instant::now();
             let rolled = self.commit(&mut appends, !syncs.is_empty() || shutdown);
+            if fsync {
+                last_sync = sync_started.elapsed();
+            }
             self.shared.budget.release(bytes);
             let result = match &self.shared.progress.lock().error {
                 Some(reason) => Err(Error::Poisoned { reason: reason.clone() }),
@@ -173,9 +196,7 @@ impl Writer {
             slices.push(&p.payload);
             total += (FRAME_HEADER_LEN + p.payload.len()) as u64;
         }
-        self.file
-            .append_vectored(&slices)
-            .map_err(|e| Error::io("write", &self.meta.path, e))?;
+        self.file.append_vectored(&slices).map_err(|e| Error::io("write", &self.meta.path, e))?;
         self.len += total;
         self.dirty = true;
         self.shared.counters.bytes_written.fetch_add(total, Ordering::Relaxed);
@@ -212,8 +233,7 @@ impl Writer {
         let meta = Arc::new(SegmentMeta::new(&self.shared.dir, first_seq, now));
         let fs = &self.shared.opts.fs;
         let mut file = fs.create_new(&meta.path).map_err(|e| Error::io("create", &meta.path, e))?;
-        file.append(&SegmentHeader { first_seq }.encode())
-            .map_err(|e| Error::io("write", &meta.path, e))?;
+        file.append(&SegmentHeader { first_seq }.encode()).map_err(|e| Error::io("write", &meta.path, e))?;
         // The new file and its directory entry must be durable before any record in it is
         // acknowledged.
         file.sync_all().map_err(|e| Error::io("fsync", &meta.path, e))?;
