@@ -89,10 +89,11 @@ impl Writer {
                 }
                 if bytes < MAX_BATCH_BYTES && !shutdown {
                     next = self.rx.try_recv().ok();
-                    if next.is_none() && appends.len() < last_group {
-                        if let Some(deadline) = linger_until {
-                            next = self.rx.recv_deadline(deadline).ok();
-                        }
+                    if next.is_none()
+                        && appends.len() < last_group
+                        && let Some(deadline) = linger_until
+                    {
+                        next = self.rx.recv_deadline(deadline).ok();
                     }
                 }
             }
@@ -110,10 +111,8 @@ impl Writer {
             for reply in syncs.drain(..) {
                 let _ = reply.send(result.as_ref().map(|_| ()).map_err(clone_poison));
             }
-            if rolled {
-                if let Err(e) = crate::retention::apply(&self.shared) {
-                    tracing::warn!(dir = %self.shared.dir.display(), error = %e, "WAL retention failed");
-                }
+            if rolled && let Err(e) = crate::retention::apply(&self.shared) {
+                tracing::warn!(dir = %self.shared.dir.display(), error = %e, "WAL retention failed");
             }
             if shutdown {
                 break;
