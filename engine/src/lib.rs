@@ -1,9 +1,77 @@
-//! sluice: the embeddable streaming database. Catalog, streams, shards, ingest, flushers,
-//! merges, retention, subscriptions and materialized views, on top of `sluice-wal`,
-//! `sluice-columnstore` and `sluice-sql`.
+//! sluice: the embeddable streaming database. Streams of rows, split into shards; every
+//! append goes first to the shard's write-ahead log (`sluice-wal`), then into an in-memory
+//! memtable; background flushers turn memtables into sorted Parquet parts
+//! (`sluice-columnstore`) and a merger merges them. Bounded scans read a consistent snapshot
+//! of parts + memtable; subscriptions backfill from parts, log and memtable and then follow
+//! new appends. The SQL layer (`execute`/`query`) arrives with issue C.
 //!
-//! Status: skeleton. `Database::open`, `append`, scans and subscriptions arrive with issue B,
-//! `execute`/`query` with issue C. The write-ahead log underneath is complete: see
-//! [`sluice_wal`].
+//! ```text
+//!  append(batch) ─► ingest::conform ─► split by shard ─► Shard::append
+//!                                                        │  WAL record (Arrow IPC) + memtable
+//!                                                        ▼
+//!               workers: sluice-flush-N ──► part (Parquet, sorted) + MANIFEST edit
+//!                        sluice-merge   ──► merged parts, TTL
+//!  scan(req)      ─► Snapshot { parts, log range, memtable } ─► ScanUnit::read
+//!  subscribe(at)  ─► Subscription: per-shard cursor, parts → log → memtable → live
+//! ```
+//!
+//! What it is not: a SQL engine (that is `sluice-sql`) or a server (`sluice-server`).
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use sluice::arrow::array::{Int64Array, RecordBatch};
+//! use sluice::arrow::datatypes::{DataType, Field, Schema};
+//! use sluice::{Database, StartAt, StreamDef};
+//!
+//! let db = Database::in_memory();
+//! let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, false)]));
+//! db.create_stream(StreamDef::from_schema("numbers", &schema)).unwrap();
+//! let mut sub = db.subscribe("numbers", StartAt::Earliest, Some(vec!["n".into()])).unwrap();
+//! let batch = RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(vec![1, 2, 3]))]).unwrap();
+//! db.append("numbers", &batch).unwrap();
+//! let got = sub.next_timeout(Duration::from_secs(5)).unwrap().expect("rows");
+//! assert_eq!(got.batch.num_rows(), 3);
+//! ```
 
+/// Batches as WAL records.
+mod batch_codec;
+/// The memory budget of all memtables.
+mod budget;
+/// The persisted catalog of stream definitions.
+mod catalog;
+/// The database and its typed API.
+mod database;
+/// Errors.
+mod error;
+/// Checking and completing appended batches.
+mod ingest;
+/// In-memory batches not yet in parts.
+mod memtable;
+/// Database and stream options.
+mod options;
+/// Snapshots and bounded scans.
+mod scan;
+/// A shard: log, memtable, parts; append, flush, merge, recovery.
+mod shard;
+/// Stream definitions and the hidden columns.
+mod stream_def;
+/// Unbounded reads: subscriptions.
+mod subscribe;
+/// Flusher and merger threads.
+mod workers;
+
+pub use arrow;
+pub use sluice_columnstore as columnstore;
+pub use sluice_columnstore::{ColumnRange, Predicate, Stat};
+pub use sluice_vfs as vfs;
 pub use sluice_wal as wal;
+pub use sluice_wal::{Codec, Durability};
+
+pub use database::{AppendResult, Database};
+pub use error::{Error, Result};
+pub use memtable::MemBatch;
+pub use options::{Options, StorageType, StreamSettings, Ttl};
+pub use scan::{BatchIter, ScanRequest, ScanUnit, Snapshot};
+pub use stream_def::{ColumnDef, StreamDef, TP_SN, TP_TIME, tp_time_type};
+pub use subscribe::{CancelHandle, ShardBatch, StartAt, Subscription};

@@ -1,0 +1,177 @@
+//! Checking and completing appended batches before anything is written: columns matched by
+//! name, types cast where lossless, defaults and `_tp_time` filled in, nulls refused where the
+//! column is not nullable. Either the whole batch conforms or nothing is written.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, RecordBatch, RecordBatchOptions, TimestampMillisecondArray, UInt32Array, new_null_array,
+};
+use arrow::compute::{CastOptions, cast_with_options, take};
+use arrow::datatypes::{DataType, SchemaRef};
+use arrow::util::display::FormatOptions;
+
+use crate::stream_def::{StreamDef, TP_TIME};
+use crate::{Error, Result};
+
+/// Makes `batch` a batch of the stream's stored schema (see the module docs). `now_ms` fills a
+/// missing `_tp_time`.
+pub(crate) fn conform(def: &StreamDef, schema: &SchemaRef, batch: &RecordBatch, now_ms: i64) -> Result<RecordBatch> {
+    let rows = batch.num_rows();
+    let stream = def.name.as_str();
+    for f in batch.schema().fields() {
+        if def.column_index(f.name()).is_none() {
+            return Err(Error::ColumnNotFound { stream: stream.to_string(), column: f.name().clone() });
+        }
+    }
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(def.columns.len());
+    for c in &def.columns {
+        let name = c.field.name();
+        let target = c.field.data_type();
+        let col = match batch.column_by_name(name) {
+            Some(a) if a.data_type() == target => a.clone(),
+            Some(a) => cast_column(stream, name, a, target)?,
+            None if name == TP_TIME => {
+                let now =
+                    Arc::new(TimestampMillisecondArray::from_value(now_ms, rows).with_timezone_opt(tz_of(target)));
+                if now.data_type() == target { now } else { cast_column(stream, name, &(now as ArrayRef), target)? }
+            }
+            None => match &c.default {
+                Some(d) => take(d.as_ref(), &UInt32Array::from_value(0, rows), None)?,
+                None if c.field.is_nullable() => new_null_array(target, rows),
+                None => {
+                    return Err(Error::invalid_data(
+                        stream,
+                        Some(name),
+                        "the column has no default and is not nullable, so it must be given",
+                    ));
+                }
+            },
+        };
+        if !c.field.is_nullable() && col.null_count() > 0 {
+            let row = (0..rows).find(|&i| col.is_null(i)).unwrap_or(0);
+            return Err(Error::invalid_data(
+                stream,
+                Some(name),
+                format!("null in a non-nullable column (row {})", row + 1),
+            ));
+        }
+        columns.push(col);
+    }
+    Ok(RecordBatch::try_new_with_options(
+        schema.clone(),
+        columns,
+        &RecordBatchOptions::new().with_row_count(Some(rows)),
+    )?)
+}
+
+fn tz_of(t: &DataType) -> Option<Arc<str>> {
+    match t {
+        DataType::Timestamp(_, tz) => tz.clone(),
+        _ => None,
+    }
+}
+
+/// Casts a column to the stream's type, refusing anything that would lose or invent values
+/// silently (overflow, unparsable strings: the row and value are named).
+fn cast_column(stream: &str, name: &str, a: &ArrayRef, target: &DataType) -> Result<ArrayRef> {
+    if !castable(a.data_type(), target) {
+        return Err(Error::invalid_data(
+            stream,
+            Some(name),
+            format!("type {} cannot be stored in a column of type {target}", a.data_type()),
+        ));
+    }
+    let opts = CastOptions { safe: false, format_options: FormatOptions::default() };
+    cast_with_options(a, target, &opts).map_err(|e| {
+        // Find the first value that fails for a precise message.
+        let safe = CastOptions { safe: true, format_options: FormatOptions::default() };
+        let row = cast_with_options(a, target, &safe)
+            .ok()
+            .and_then(|c| (0..a.len()).find(|&i| a.is_valid(i) && c.is_null(i)));
+        let at = row.map(|r| format!(" at row {}", r + 1)).unwrap_or_default();
+        Error::invalid_data(stream, Some(name), format!("cannot convert {} to {target}{at}: {e}", a.data_type()))
+    })
+}
+
+/// Casts the engine accepts on append: numbers to numbers, strings to anything arrow can parse,
+/// timestamps between units and zones, dictionary <-> plain. Not: numbers to strings of other
+/// columns by accident, booleans to numbers, and so on.
+fn castable(from: &DataType, to: &DataType) -> bool {
+    use DataType::*;
+    let numeric = |t: &DataType| t.is_numeric();
+    match (from, to) {
+        (Null, _) => true,
+        (a, b) if numeric(a) && numeric(b) => true,
+        (Utf8 | LargeUtf8 | Utf8View, _) => arrow::compute::can_cast_types(from, to),
+        (Timestamp(..), Timestamp(..)) | (Date32, Timestamp(..)) | (Timestamp(..), Date32) | (Date64, _) => true,
+        (Dictionary(_, v), t) => v.as_ref() == t || castable(v, t),
+        (f, Dictionary(_, v)) => f == v.as_ref() || castable(f, v),
+        (Binary | LargeBinary, Binary | LargeBinary | FixedSizeBinary(_)) => true,
+        (List(_) | LargeList(_), List(_) | LargeList(_)) => arrow::compute::can_cast_types(from, to),
+        (Map(..), Map(..)) | (Struct(_), Struct(_)) => arrow::compute::can_cast_types(from, to),
+        _ => from == to,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Int32Array, Int64Array, StringArray, UInt64Array};
+    use arrow::datatypes::{Field, Schema};
+
+    use crate::stream_def::ColumnDef;
+
+    fn def() -> (StreamDef, SchemaRef) {
+        let d = StreamDef::new(
+            "s",
+            vec![
+                ColumnDef::new("id", DataType::UInt64, false),
+                ColumnDef::new("n", DataType::Int32, false).with_default(Arc::new(Int32Array::from(vec![5]))),
+                ColumnDef::new("s", DataType::Utf8, true),
+            ],
+        )
+        .normalize()
+        .expect("valid");
+        let schema = d.schema();
+        (d, schema)
+    }
+
+    fn batch(fields: Vec<(&str, ArrayRef)>) -> RecordBatch {
+        let schema = Arc::new(Schema::new(
+            fields.iter().map(|(n, a)| Field::new(*n, a.data_type().clone(), true)).collect::<Vec<_>>(),
+        ));
+        RecordBatch::try_new(schema, fields.into_iter().map(|(_, a)| a).collect()).expect("batch")
+    }
+
+    #[test]
+    fn fills_defaults_nulls_and_time() {
+        let (d, schema) = def();
+        let b = batch(vec![("id", Arc::new(UInt64Array::from(vec![1, 2])))]);
+        let out = conform(&d, &schema, &b, 1234).expect("conform");
+        assert_eq!(out.schema(), schema);
+        assert_eq!(out.column(1).as_ref(), &Int32Array::from(vec![5, 5]) as &dyn Array);
+        assert_eq!(out.column(2).null_count(), 2);
+        let t = out.column(3).as_any().downcast_ref::<TimestampMillisecondArray>().expect("ts");
+        assert_eq!(t.values().as_ref(), &[1234, 1234]);
+    }
+
+    #[test]
+    fn refuses_bad_data_naming_the_column() {
+        let (d, schema) = def();
+        let missing = batch(vec![("n", Arc::new(Int32Array::from(vec![1])))]);
+        let e = conform(&d, &schema, &missing, 0).expect_err("id missing");
+        assert!(e.to_string().contains("'id'"), "{e}");
+        let unknown =
+            batch(vec![("id", Arc::new(UInt64Array::from(vec![1]))), ("zz", Arc::new(Int32Array::from(vec![1])))]);
+        assert!(matches!(conform(&d, &schema, &unknown, 0), Err(Error::ColumnNotFound { .. })));
+        let overflow = batch(vec![("id", Arc::new(Int64Array::from(vec![1, -1])))]);
+        let e = conform(&d, &schema, &overflow, 0).expect_err("negative id");
+        assert!(e.to_string().contains("row 2"), "{e}");
+        let text = batch(vec![("id", Arc::new(StringArray::from(vec!["1", "x"])))]);
+        assert!(conform(&d, &schema, &text, 0).is_err());
+        let null_id = batch(vec![("id", Arc::new(UInt64Array::from(vec![Some(1), None])))]);
+        let e = conform(&d, &schema, &null_id, 0).expect_err("null id");
+        assert!(e.to_string().contains("row 2"), "{e}");
+    }
+}

@@ -1,0 +1,238 @@
+//! Options of a database and of a stream.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use sluice_vfs::{FileSystem, RealFs};
+use sluice_wal::{Codec, Durability};
+
+use crate::{Error, Result};
+
+/// How a stream stores its rows (Proton's `storage_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum StorageType {
+    /// Write-ahead log, then sorted Parquet parts. The default.
+    #[default]
+    Hybrid,
+    /// Write-ahead log only; history is what the log's retention keeps.
+    Streaming,
+    /// Nothing on disk: rows live in memory until the memory limit evicts the oldest.
+    InMemory,
+}
+
+impl fmt::Display for StorageType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            StorageType::Hybrid => "hybrid",
+            StorageType::Streaming => "streaming",
+            StorageType::InMemory => "inmemory",
+        })
+    }
+}
+
+impl FromStr for StorageType {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "hybrid" => Ok(StorageType::Hybrid),
+            "streaming" => Ok(StorageType::Streaming),
+            "inmemory" | "in_memory" | "memory" => Ok(StorageType::InMemory),
+            other => Err(Error::InvalidDefinition(format!(
+                "storage_type '{other}' is not one of hybrid, streaming, inmemory"
+            ))),
+        }
+    }
+}
+
+/// Time to live: rows whose `column` is older than `interval_ms` before now are dropped by
+/// merges (whole parts at once when all their rows expired).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ttl {
+    /// A time column (`_tp_time` unless the definition names another).
+    pub column: String,
+    /// Age after which a row expires, ms.
+    pub interval_ms: u64,
+}
+
+/// The per-stream settings that the engine honours. Unknown settings are refused where the
+/// definition is parsed (the SQL layer); settings kept only for display go into
+/// [`StreamDef::extra`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamSettings {
+    /// Number of shards (each with its own log, memtable and parts). Default 1.
+    pub shards: u32,
+    /// Storage of the stream.
+    pub storage_type: StorageType,
+    /// When an append is acknowledged.
+    pub durability: Durability,
+    /// Compression of log records (`logstore_codec`).
+    pub logstore_codec: Codec,
+    /// Keep at most this many log bytes per shard (`logstore_retention_bytes`), never
+    /// dropping rows not yet in parts.
+    pub logstore_retention_bytes: Option<u64>,
+    /// Keep log segments at most this long (`logstore_retention_ms`).
+    pub logstore_retention_ms: Option<u64>,
+    /// Flush the memtable into a part at this many rows.
+    pub flush_threshold_count: u64,
+    /// ... or when its oldest row is this old (ms).
+    pub flush_threshold_ms: u64,
+    /// ... or at this many bytes.
+    pub flush_threshold_bytes: u64,
+    /// Log segment size.
+    pub logstore_segment_bytes: u64,
+    /// Columns whose hash picks the shard of a row; empty = round robin by batch.
+    pub sharding_columns: Vec<String>,
+}
+
+impl Default for StreamSettings {
+    fn default() -> Self {
+        Self {
+            shards: 1,
+            storage_type: StorageType::Hybrid,
+            durability: Durability::Fsync,
+            logstore_codec: Codec::None,
+            logstore_retention_bytes: None,
+            logstore_retention_ms: None,
+            flush_threshold_count: 100_000,
+            flush_threshold_ms: 2_000,
+            flush_threshold_bytes: 16 << 20,
+            logstore_segment_bytes: 64 << 20,
+            sharding_columns: Vec::new(),
+        }
+    }
+}
+
+impl StreamSettings {
+    /// The settings as `name = value` pairs (what the catalog stores).
+    pub fn to_pairs(&self) -> BTreeMap<String, String> {
+        let mut m = BTreeMap::new();
+        m.insert("shards".into(), self.shards.to_string());
+        m.insert("storage_type".into(), self.storage_type.to_string());
+        m.insert("durability".into(), self.durability.to_string());
+        m.insert("logstore_codec".into(), self.logstore_codec.to_string());
+        if let Some(b) = self.logstore_retention_bytes {
+            m.insert("logstore_retention_bytes".into(), b.to_string());
+        }
+        if let Some(ms) = self.logstore_retention_ms {
+            m.insert("logstore_retention_ms".into(), ms.to_string());
+        }
+        m.insert("flush_threshold_count".into(), self.flush_threshold_count.to_string());
+        m.insert("flush_threshold_ms".into(), self.flush_threshold_ms.to_string());
+        m.insert("flush_threshold_bytes".into(), self.flush_threshold_bytes.to_string());
+        m.insert("logstore_segment_bytes".into(), self.logstore_segment_bytes.to_string());
+        if !self.sharding_columns.is_empty() {
+            m.insert("sharding_columns".into(), self.sharding_columns.join(","));
+        }
+        m
+    }
+
+    /// Applies one `name = value` setting; an unknown name or a bad value is an error naming it.
+    pub fn set(&mut self, name: &str, value: &str) -> Result<()> {
+        let bad = |why: &str| Error::InvalidDefinition(format!("setting {name} = '{value}': {why}"));
+        let int = || value.trim().parse::<u64>().map_err(|_| bad("expected a non-negative integer"));
+        match name {
+            "shards" => {
+                let n = int()?;
+                if n == 0 || n > 256 {
+                    return Err(bad("expected 1 to 256"));
+                }
+                self.shards = n as u32;
+            }
+            "storage_type" => self.storage_type = value.parse()?,
+            "durability" | "ack" => self.durability = value.parse().map_err(|_| bad("expected fsync, os or none"))?,
+            "logstore_codec" => self.logstore_codec = value.parse().map_err(|_| bad("expected none, lz4 or zstd"))?,
+            "logstore_retention_bytes" => self.logstore_retention_bytes = positive_or_none(int()?),
+            "logstore_retention_ms" => self.logstore_retention_ms = positive_or_none(int()?),
+            "flush_threshold_count" => {
+                self.flush_threshold_count = nonzero(int()?).ok_or_else(|| bad("must be > 0"))?
+            }
+            "flush_threshold_ms" => self.flush_threshold_ms = nonzero(int()?).ok_or_else(|| bad("must be > 0"))?,
+            "flush_threshold_bytes" => {
+                self.flush_threshold_bytes = nonzero(int()?).ok_or_else(|| bad("must be > 0"))?
+            }
+            "logstore_segment_bytes" => {
+                let n = int()?;
+                if n < 4096 {
+                    return Err(bad("must be at least 4096"));
+                }
+                self.logstore_segment_bytes = n;
+            }
+            "sharding_columns" => {
+                self.sharding_columns =
+                    value.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
+            }
+            _ => return Err(Error::InvalidDefinition(format!("unknown stream setting '{name}'"))),
+        }
+        Ok(())
+    }
+
+    /// Rebuilds settings from stored pairs.
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Self> {
+        let mut s = StreamSettings::default();
+        for (k, v) in pairs {
+            s.set(k, v)?;
+        }
+        Ok(s)
+    }
+}
+
+fn positive_or_none(n: u64) -> Option<u64> {
+    (n > 0).then_some(n)
+}
+
+fn nonzero(n: u64) -> Option<u64> {
+    (n > 0).then_some(n)
+}
+
+/// Options of a [`crate::Database`].
+#[derive(Clone)]
+pub struct Options {
+    /// The file system everything goes through (`RealFs`; `SimFs` in tests).
+    pub fs: Arc<dyn FileSystem>,
+    /// Background threads that flush memtables into parts. Default 1.
+    pub flush_threads: usize,
+    /// Merge parts in the background. Default true.
+    pub merge: bool,
+    /// Largest number of parts merged at once.
+    pub merge_fan_in: usize,
+    /// Memory all memtables of the database may hold before appenders wait for flushes.
+    pub memtable_limit_bytes: u64,
+    /// Read parts through `mmap` (real file system only) instead of `pread`.
+    pub mmap_parts: bool,
+}
+
+impl fmt::Debug for Options {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Options")
+            .field("flush_threads", &self.flush_threads)
+            .field("merge", &self.merge)
+            .field("merge_fan_in", &self.merge_fan_in)
+            .field("memtable_limit_bytes", &self.memtable_limit_bytes)
+            .field("mmap_parts", &self.mmap_parts)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            fs: RealFs::shared(),
+            flush_threads: 1,
+            merge: true,
+            merge_fan_in: 8,
+            memtable_limit_bytes: 1 << 30,
+            mmap_parts: true,
+        }
+    }
+}
+
+impl Options {
+    /// Uses `fs` for all I/O (and `pread` for parts, since only real files can be mapped).
+    pub fn fs(mut self, fs: Arc<dyn FileSystem>) -> Self {
+        self.fs = fs;
+        self.mmap_parts = false;
+        self
+    }
+}

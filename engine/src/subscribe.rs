@@ -1,0 +1,327 @@
+//! Unbounded reads of a stream: a [`Subscription`] starts at a position (latest, earliest, a
+//! sequence number per shard, or a time), backfills from parts, the log and the memtable, and
+//! then follows new appends, per shard in sequence order, with no gap and no duplicate.
+//!
+//! Each shard has a cursor, the next sequence number to deliver. A fetch looks at the shard's
+//! current state: a cursor below the flushed mark reads the part (or log range) covering it,
+//! sorted by `_tp_sn`; at or above it reads visible memtable batches. A flush between two
+//! fetches only moves rows from the memtable into a part, which the cursor then reads from the
+//! part, filtered by `_tp_sn >= cursor`: the same rows either way.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use arrow::array::{Array, BooleanArray, Int64Array, RecordBatch};
+use arrow::compute::{SortColumn, concat_batches, lexsort_to_indices, take_record_batch};
+use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
+use sluice_columnstore::{ColumnRange, Predicate, Projection, ScanOptions};
+
+use crate::database::Stream;
+use crate::scan::{filter_exact, output_schema, read_log, with_sn};
+use crate::shard::Shard;
+use crate::stream_def::{TP_SN, TP_TIME};
+use crate::{Error, Result, StorageType};
+
+/// Where a subscription starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartAt {
+    /// New rows only (Proton's default for `SELECT ... FROM s`).
+    Latest,
+    /// Every row still stored.
+    Earliest,
+    /// From this sequence number in every shard (`_tp_sn >= n`).
+    Seq(u64),
+    /// From these sequence numbers, one per shard (a resumed position).
+    Positions(Vec<u64>),
+    /// Rows whose `_tp_time` is at or after this time (ms since the epoch, UTC) during the
+    /// backfill, then every new row.
+    Time(i64),
+}
+
+/// Rows delivered by a subscription: a batch from one shard.
+#[derive(Debug, Clone)]
+pub struct ShardBatch {
+    /// Shard number.
+    pub shard: u32,
+    /// Rows, in the subscription's projection.
+    pub batch: RecordBatch,
+}
+
+/// Stops a subscription from another thread: its waiting `next` returns `Ok(None)` at once.
+#[derive(Debug, Clone)]
+pub struct CancelHandle {
+    flag: Arc<AtomicBool>,
+    stream: Arc<Stream>,
+}
+
+impl CancelHandle {
+    /// Cancels the subscription.
+    pub fn cancel(&self) {
+        self.flag.store(true, Ordering::Release);
+        self.stream.progress.notify();
+    }
+}
+
+#[derive(Debug)]
+struct Cursor {
+    shard: Arc<Shard>,
+    /// Next sequence number to deliver.
+    pos: u64,
+    /// Rows below this are backfill (time filter applies).
+    backfill_end: u64,
+}
+
+/// See the module docs.
+#[derive(Debug)]
+pub struct Subscription {
+    stream: Arc<Stream>,
+    cursors: Vec<Cursor>,
+    projection: Vec<String>,
+    schema: SchemaRef,
+    time_from: Option<i64>,
+    ready: VecDeque<ShardBatch>,
+    cancel: Arc<AtomicBool>,
+    next_shard: usize,
+}
+
+/// Most rows a backfill fetch reads from the memtable at once.
+const MAX_FETCH_BATCHES: usize = 64;
+
+impl Subscription {
+    pub(crate) fn new(stream: Arc<Stream>, start: StartAt, projection: Option<Vec<String>>) -> Result<Self> {
+        let def = stream.def();
+        let projection: Vec<String> =
+            projection.unwrap_or_else(|| def.columns.iter().map(|c| c.field.name().clone()).collect());
+        let schema = output_schema(&def, Some(&projection))?;
+        let n = stream.shards.len();
+        let starts: Vec<u64> = match &start {
+            StartAt::Latest => stream.shards.iter().map(|s| s.visible()).collect(),
+            StartAt::Earliest | StartAt::Time(_) => vec![0; n],
+            StartAt::Seq(s) => vec![*s; n],
+            StartAt::Positions(p) if p.len() == n => p.clone(),
+            StartAt::Positions(p) => {
+                return Err(Error::InvalidDefinition(format!(
+                    "{} start positions given for a stream of {n} shards",
+                    p.len()
+                )));
+            }
+        };
+        let cursors = stream
+            .shards
+            .iter()
+            .zip(starts)
+            .map(|(s, pos)| Cursor { shard: s.clone(), pos, backfill_end: s.visible() })
+            .collect();
+        let time_from = match start {
+            StartAt::Time(t) => Some(t),
+            _ => None,
+        };
+        Ok(Self {
+            stream,
+            cursors,
+            projection,
+            schema,
+            time_from,
+            ready: VecDeque::new(),
+            cancel: Arc::new(AtomicBool::new(false)),
+            next_shard: 0,
+        })
+    }
+
+    /// The schema of delivered batches.
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    /// The next sequence number per shard (a position to resume from with
+    /// [`StartAt::Positions`]).
+    pub fn positions(&self) -> Vec<u64> {
+        self.cursors.iter().map(|c| c.pos).collect()
+    }
+
+    /// A handle that cancels this subscription from another thread.
+    pub fn cancel_handle(&self) -> CancelHandle {
+        CancelHandle { flag: self.cancel.clone(), stream: self.stream.clone() }
+    }
+
+    /// The next batch, waiting at most `timeout`; `Ok(None)` on timeout, cancel, or when the
+    /// stream was dropped or the database closed.
+    pub fn next_timeout(&mut self, timeout: Duration) -> Result<Option<ShardBatch>> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(b) = self.ready.pop_front() {
+                return Ok(Some(b));
+            }
+            if self.cancel.load(Ordering::Acquire) || self.stream.is_gone() {
+                return Ok(None);
+            }
+            let generation = self.stream.progress.generation();
+            if self.fetch()? {
+                continue;
+            }
+            if !self.stream.progress.wait(generation, deadline) {
+                // Timed out; one last look.
+                if self.fetch()? {
+                    continue;
+                }
+                return Ok(None);
+            }
+        }
+    }
+
+    /// The next batch if one is ready now.
+    pub fn try_next(&mut self) -> Result<Option<ShardBatch>> {
+        self.next_timeout(Duration::ZERO)
+    }
+
+    /// Fetches from every shard (starting with a different one each time, for fairness);
+    /// true if anything became ready.
+    fn fetch(&mut self) -> Result<bool> {
+        let n = self.cursors.len();
+        let mut any = false;
+        for k in 0..n {
+            let i = (self.next_shard + k) % n;
+            any |= self.fetch_shard(i)?;
+        }
+        self.next_shard = (self.next_shard + 1) % n.max(1);
+        Ok(any)
+    }
+
+    fn fetch_shard(&mut self, i: usize) -> Result<bool> {
+        let def = self.stream.def();
+        let shard = self.cursors[i].shard.clone();
+        let (state, visible) = shard.snapshot();
+        let pos = self.cursors[i].pos;
+        if pos >= visible {
+            return Ok(false);
+        }
+        let mut need = self.projection.clone();
+        for extra in [TP_SN, TP_TIME] {
+            if !need.iter().any(|c| c == extra) {
+                need.push(extra.to_string());
+            }
+        }
+        let full = output_schema(&def, Some(&need))?;
+        let (batch, next) = if pos < state.flushed {
+            match shard.storage {
+                StorageType::Hybrid => {
+                    // The part holding `pos`, or the next one after a gap (TTL).
+                    let mut parts: Vec<_> = state.parts.iter().filter(|p| p.info().seq.last >= pos).cloned().collect();
+                    parts.sort_by_key(|p| p.info().seq.first);
+                    match parts.first() {
+                        None => (None, state.flushed),
+                        Some(p) => {
+                            let last = p.info().seq.last;
+                            let pred = Predicate::all().and(ColumnRange::new(TP_SN).ge(pos as i64));
+                            let names: Vec<String> = need
+                                .iter()
+                                .filter(|n| p.info().columns.iter().any(|c| &c.name == *n))
+                                .cloned()
+                                .collect();
+                            let opts =
+                                ScanOptions::default().projection(Projection::names(names)).predicate(pred.clone());
+                            let mut out = Vec::new();
+                            for b in p.scan(&opts).map_err(|e| shard.parts_error(e))? {
+                                let b = b.map_err(|e| shard.parts_error(e))?;
+                                out.push(filter_exact(&complete_to(&def, &full, &b)?, &pred)?);
+                            }
+                            (Some(sort_by_sn(&full, out)?), (last + 1).min(state.flushed).max(pos + 1))
+                        }
+                    }
+                }
+                StorageType::Streaming => {
+                    let first = shard.wal.as_ref().map_or(state.flushed, |w| w.first_seq().0);
+                    let from = pos.max(first);
+                    if from >= state.flushed {
+                        (None, state.flushed)
+                    } else {
+                        let mut out = Vec::new();
+                        let mut end = from;
+                        for b in read_log(&shard, &def, from, state.flushed)?.take(MAX_FETCH_BATCHES) {
+                            let b = b?;
+                            end = last_sn(&b).map_or(end, |s| s + 1);
+                            out.push(complete_to(&def, &full, &b)?);
+                        }
+                        let b = concat_batches(&full, &out)?;
+                        (Some(b), end.max(from + 1).min(state.flushed))
+                    }
+                }
+                StorageType::InMemory => (None, state.flushed),
+            }
+        } else {
+            let mut out = Vec::new();
+            let mut end = pos;
+            for mb in state.mem.batches().iter() {
+                if mb.end_seq() <= pos {
+                    continue;
+                }
+                if mb.end_seq() > visible || out.len() >= MAX_FETCH_BATCHES {
+                    break;
+                }
+                let mut b = with_sn(&mb.batch, mb.first_seq)?;
+                if mb.first_seq < pos {
+                    let skip = (pos - mb.first_seq) as usize;
+                    b = b.slice(skip, b.num_rows() - skip);
+                }
+                end = mb.end_seq();
+                out.push(complete_to(&def, &full, &b)?);
+            }
+            if out.is_empty() {
+                return Ok(false);
+            }
+            (Some(concat_batches(&full, &out)?), end)
+        };
+        self.cursors[i].pos = next;
+        let Some(mut batch) = batch else { return Ok(true) };
+        if let Some(t) = self.time_from
+            && pos < self.cursors[i].backfill_end
+        {
+            batch = filter_backfill_by_time(&batch, self.cursors[i].backfill_end, t)?;
+        }
+        if batch.num_rows() > 0 {
+            let cols = self
+                .schema
+                .fields()
+                .iter()
+                .map(|f| batch.column_by_name(f.name()).cloned().expect("projection column present"))
+                .collect();
+            let b = RecordBatch::try_new(self.schema.clone(), cols)?;
+            self.ready.push_back(ShardBatch { shard: shard.id, batch: b });
+        }
+        Ok(true)
+    }
+}
+
+/// Drops backfill rows (`_tp_sn < backfill_end`) older than `from_ms`; live rows stay.
+fn filter_backfill_by_time(b: &RecordBatch, backfill_end: u64, from_ms: i64) -> Result<RecordBatch> {
+    let (Some(sn), Some(time)) = (b.column_by_name(TP_SN), b.column_by_name(TP_TIME)) else { return Ok(b.clone()) };
+    let ms = arrow::compute::cast(time, &DataType::Timestamp(TimeUnit::Millisecond, None))?;
+    let ms = arrow::compute::cast(&ms, &DataType::Int64)?;
+    let (Some(sn), Some(ms)) = (sn.as_any().downcast_ref::<Int64Array>(), ms.as_any().downcast_ref::<Int64Array>())
+    else {
+        return Ok(b.clone());
+    };
+    let keep: BooleanArray = (0..b.num_rows())
+        .map(|i| Some(sn.value(i) as u64 >= backfill_end || (ms.is_valid(i) && ms.value(i) >= from_ms)))
+        .collect();
+    Ok(arrow::compute::filter_record_batch(b, &keep)?)
+}
+
+fn last_sn(b: &RecordBatch) -> Option<u64> {
+    let sn = b.column_by_name(TP_SN)?.as_any().downcast_ref::<Int64Array>()?;
+    (!sn.is_empty()).then(|| sn.value(sn.len() - 1) as u64)
+}
+
+fn complete_to(def: &crate::StreamDef, full: &SchemaRef, b: &RecordBatch) -> Result<RecordBatch> {
+    crate::scan::complete_pub(def, full, b)
+}
+
+/// Concatenates and sorts by `_tp_sn` (parts are sorted by the sort key, not by arrival).
+fn sort_by_sn(schema: &SchemaRef, batches: Vec<RecordBatch>) -> Result<RecordBatch> {
+    let all = concat_batches(schema, &batches)?;
+    let Some(sn) = all.column_by_name(TP_SN) else { return Ok(all) };
+    let idx = lexsort_to_indices(&[SortColumn { values: sn.clone(), options: None }], None)?;
+    Ok(take_record_batch(&all, &idx)?)
+}
