@@ -1,5 +1,5 @@
 //! The facts a part file carries about itself in its Parquet footer's key-value metadata, so a
-//! part is self-describing without the manifest (see `FORMAT.md`, "Part files").
+//! part is self-describing without the manifest (see `docs/format.md`, "Part files").
 //!
 //! Key `sluice.part`, value: `key=value` lines, in this order, unknown keys ignored:
 //! ```text

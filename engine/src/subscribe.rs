@@ -207,25 +207,29 @@ impl Subscription {
         let (batch, next) = if pos < state.flushed {
             match shard.storage {
                 StorageType::Hybrid => {
-                    // The part holding `pos`, or the next one after a gap (TTL).
+                    // The part holding `pos` (or the next one after a gap left by TTL), and
+                    // any other part overlapping its range (merges may combine parts whose
+                    // ranges interleave): the rows of `pos..=last` from all of them.
                     let mut parts: Vec<_> = state.parts.iter().filter(|p| p.info().seq.last >= pos).cloned().collect();
                     parts.sort_by_key(|p| p.info().seq.first);
                     match parts.first() {
                         None => (None, state.flushed),
-                        Some(p) => {
-                            let last = p.info().seq.last;
-                            let pred = Predicate::all().and(ColumnRange::new(TP_SN).ge(pos as i64));
-                            let names: Vec<String> = need
-                                .iter()
-                                .filter(|n| p.info().columns.iter().any(|c| &c.name == *n))
-                                .cloned()
-                                .collect();
-                            let opts =
-                                ScanOptions::default().projection(Projection::names(names)).predicate(pred.clone());
+                        Some(first) => {
+                            let last = first.info().seq.last;
+                            let pred = Predicate::all().and(ColumnRange::new(TP_SN).ge(pos as i64).le(last as i64));
                             let mut out = Vec::new();
-                            for b in p.scan(&opts).map_err(|e| shard.parts_error(e))? {
-                                let b = b.map_err(|e| shard.parts_error(e))?;
-                                out.push(filter_exact(&complete_to(&def, &full, &b)?, &pred)?);
+                            for p in parts.iter().filter(|p| p.info().seq.first <= last) {
+                                let names: Vec<String> = need
+                                    .iter()
+                                    .filter(|n| p.info().columns.iter().any(|c| &c.name == *n))
+                                    .cloned()
+                                    .collect();
+                                let opts =
+                                    ScanOptions::default().projection(Projection::names(names)).predicate(pred.clone());
+                                for b in p.scan(&opts).map_err(|e| shard.parts_error(e))? {
+                                    let b = b.map_err(|e| shard.parts_error(e))?;
+                                    out.push(filter_exact(&complete_to(&def, &full, &b)?, &pred)?);
+                                }
                             }
                             (Some(sort_by_sn(&full, out)?), (last + 1).min(state.flushed).max(pos + 1))
                         }

@@ -1,4 +1,4 @@
-//! Byte layout of the manifest (see `FORMAT.md`, "Manifest"). All integers little endian.
+//! Byte layout of the manifest (see `docs/format.md`, "Manifest"). All integers little endian.
 //!
 //! ```text
 //! header, 16 bytes:  magic b"SLUICEMF" | version u16 = 1 | header_len u16 = 16 | crc32c u32 of bytes 0..12
