@@ -69,10 +69,12 @@ pub struct StreamSettings {
     pub durability: Durability,
     /// Compression of log records (`logstore_codec`).
     pub logstore_codec: Codec,
-    /// Keep at most this many log bytes per shard (`logstore_retention_bytes`), never
-    /// dropping rows not yet in parts.
+    /// Keep at most this many log bytes per shard (`logstore_retention_bytes`; `None` =
+    /// unlimited, written `-1`). Closed segments beyond it are deleted, but never rows not yet
+    /// in parts. Default 1: drop segments as soon as their rows are in parts (Proton's default).
     pub logstore_retention_bytes: Option<u64>,
-    /// Keep log segments at most this long (`logstore_retention_ms`).
+    /// Keep closed log segments at most this long (`logstore_retention_ms`; `None` =
+    /// unlimited). Default one day.
     pub logstore_retention_ms: Option<u64>,
     /// Flush the memtable into a part at this many rows.
     pub flush_threshold_count: u64,
@@ -93,8 +95,8 @@ impl Default for StreamSettings {
             storage_type: StorageType::Hybrid,
             durability: Durability::Fsync,
             logstore_codec: Codec::None,
-            logstore_retention_bytes: None,
-            logstore_retention_ms: None,
+            logstore_retention_bytes: Some(1),
+            logstore_retention_ms: Some(86_400_000),
             flush_threshold_count: 100_000,
             flush_threshold_ms: 2_000,
             flush_threshold_bytes: 16 << 20,
@@ -112,12 +114,9 @@ impl StreamSettings {
         m.insert("storage_type".into(), self.storage_type.to_string());
         m.insert("durability".into(), self.durability.to_string());
         m.insert("logstore_codec".into(), self.logstore_codec.to_string());
-        if let Some(b) = self.logstore_retention_bytes {
-            m.insert("logstore_retention_bytes".into(), b.to_string());
-        }
-        if let Some(ms) = self.logstore_retention_ms {
-            m.insert("logstore_retention_ms".into(), ms.to_string());
-        }
+        let retention = |r: Option<u64>| r.map_or_else(|| "-1".to_string(), |v| v.to_string());
+        m.insert("logstore_retention_bytes".into(), retention(self.logstore_retention_bytes));
+        m.insert("logstore_retention_ms".into(), retention(self.logstore_retention_ms));
         m.insert("flush_threshold_count".into(), self.flush_threshold_count.to_string());
         m.insert("flush_threshold_ms".into(), self.flush_threshold_ms.to_string());
         m.insert("flush_threshold_bytes".into(), self.flush_threshold_bytes.to_string());
@@ -141,10 +140,25 @@ impl StreamSettings {
                 self.shards = n as u32;
             }
             "storage_type" => self.storage_type = value.parse()?,
-            "durability" | "ack" => self.durability = value.parse().map_err(|_| bad("expected fsync, os or none"))?,
+            "durability" => self.durability = value.parse().map_err(|_| bad("expected fsync, os or none"))?,
+            // Proton's ack modes on one node: quorum = durable on this node's disk; local =
+            // written to the OS (survives a process crash); none = acknowledged at once.
+            "ack" => {
+                self.durability = match value.trim().to_ascii_lowercase().as_str() {
+                    "quorum" => Durability::Fsync,
+                    "local" => Durability::Os,
+                    "none" => Durability::None,
+                    _ => return Err(bad("expected quorum, local or none")),
+                }
+            }
             "logstore_codec" => self.logstore_codec = value.parse().map_err(|_| bad("expected none, lz4 or zstd"))?,
-            "logstore_retention_bytes" => self.logstore_retention_bytes = positive_or_none(int()?),
-            "logstore_retention_ms" => self.logstore_retention_ms = positive_or_none(int()?),
+            "logstore_retention_bytes" => {
+                self.logstore_retention_bytes =
+                    retention(value).ok_or_else(|| bad("expected a positive integer or -1"))?
+            }
+            "logstore_retention_ms" => {
+                self.logstore_retention_ms = retention(value).ok_or_else(|| bad("expected a positive integer or -1"))?
+            }
             "flush_threshold_count" => {
                 self.flush_threshold_count = nonzero(int()?).ok_or_else(|| bad("must be > 0"))?
             }
@@ -178,8 +192,12 @@ impl StreamSettings {
     }
 }
 
-fn positive_or_none(n: u64) -> Option<u64> {
-    (n > 0).then_some(n)
+/// `-1` = unlimited (`Some(None)`), a positive integer = a limit, anything else = invalid.
+fn retention(value: &str) -> Option<Option<u64>> {
+    match value.trim() {
+        "-1" => Some(None),
+        v => v.parse::<u64>().ok().filter(|n| *n > 0).map(Some),
+    }
 }
 
 fn nonzero(n: u64) -> Option<u64> {

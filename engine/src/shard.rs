@@ -117,7 +117,7 @@ impl Shard {
                 .codec(def.settings.logstore_codec)
                 .segment_bytes(def.settings.logstore_segment_bytes)
                 .thread_name(format!("sluice-wal-{}-{id}", def.name));
-            let mut opts = opts;
+            let mut opts = opts.pin((storage == StorageType::Hybrid).then_some(flushed));
             opts.retention_bytes = def.settings.logstore_retention_bytes;
             opts.retention_ms = def.settings.logstore_retention_ms;
             let wal = Wal::open(dir.join("wal"), opts).map_err(wal_err)?;
@@ -337,14 +337,7 @@ impl Shard {
                 self.budget.release(freed);
                 if let Some(wal) = &self.wal {
                     wal.set_pin(Some(SeqNo(end)));
-                    let res = if def.settings.logstore_retention_bytes.is_none()
-                        && def.settings.logstore_retention_ms.is_none()
-                    {
-                        wal.truncate_before(SeqNo(end))
-                    } else {
-                        wal.apply_retention()
-                    };
-                    if let Err(e) = res {
+                    if let Err(e) = wal.apply_retention() {
                         tracing::warn!(stream = %self.stream, shard = self.id, error = %e, "WAL retention failed");
                     }
                 }

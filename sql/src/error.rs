@@ -187,10 +187,12 @@ pub enum Error {
         span: Option<Span>,
     },
     /// A function name that does not exist.
-    #[error("unknown function `{name}`")]
+    #[error("unknown function `{name}`{}", suggestion.as_ref().map(|s| format!(", did you mean `{s}`?")).unwrap_or_default())]
     UnknownFunction {
         /// The name as written.
         name: String,
+        /// The closest known function name, if any is close.
+        suggestion: Option<String>,
         /// Where the call is.
         span: Option<Span>,
     },

@@ -48,6 +48,7 @@ fn def(name: &str, storage: StorageType, shards: u32) -> StreamDef {
     d.settings.storage_type = storage;
     d.settings.shards = shards;
     d.settings.durability = sluice::Durability::Os;
+    d.settings.logstore_retention_bytes = None;
     d
 }
 

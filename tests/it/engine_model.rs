@@ -105,6 +105,11 @@ fn run(seed: u64, storage: StorageType, shards: u32, steps: usize) {
     def.settings.shards = shards;
     def.settings.durability = Durability::Fsync;
     def.settings.logstore_segment_bytes = 4096 + rng.below(16384);
+    if storage == StorageType::Streaming {
+        // The log is the only history of a streaming stream: keep all of it.
+        def.settings.logstore_retention_bytes = None;
+        def.settings.logstore_retention_ms = None;
+    }
     // Background flushes only by explicit request: keeps the run deterministic.
     def.settings.flush_threshold_count = 1 << 40;
     def.settings.flush_threshold_bytes = 1 << 40;

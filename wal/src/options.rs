@@ -128,6 +128,9 @@ pub struct WalOptions {
     pub verify: Verify,
     /// Sequence number of the first record of a new, empty log.
     pub initial_seq: u64,
+    /// The pin in force from the moment the log opens (retention runs at open too): records
+    /// at or after it are never removed. See [`crate::Wal::set_pin`].
+    pub pin: Option<u64>,
     /// Name of the writer thread (`sluice-wal-<stream>-<shard>` in the engine).
     pub thread_name: String,
     /// The file system (real, or simulated in tests).
@@ -147,6 +150,7 @@ impl fmt::Debug for WalOptions {
             .field("retention_ms", &self.retention_ms)
             .field("verify", &self.verify)
             .field("initial_seq", &self.initial_seq)
+            .field("pin", &self.pin)
             .field("thread_name", &self.thread_name)
             .finish_non_exhaustive()
     }
@@ -165,6 +169,7 @@ impl Default for WalOptions {
             retention_ms: None,
             verify: Verify::Full,
             initial_seq: 0,
+            pin: None,
             thread_name: "sluice-wal".to_string(),
             fs: Arc::new(RealFs::new()),
         }
@@ -193,6 +198,12 @@ impl WalOptions {
     /// Uses another file system.
     pub fn fs(mut self, fs: Arc<dyn FileSystem>) -> Self {
         self.fs = fs;
+        self
+    }
+
+    /// Sets the pin in force from the open on (see [`WalOptions::pin`]).
+    pub fn pin(mut self, pin: Option<u64>) -> Self {
+        self.pin = pin;
         self
     }
 

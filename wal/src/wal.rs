@@ -235,7 +235,7 @@ impl Wal {
             }),
             progress_cv: Condvar::new(),
             segments: RwLock::new(rec.segments),
-            pin: Mutex::new(None),
+            pin: Mutex::new(opts.pin),
             retention_lock: Mutex::new(()),
             counters: Counters::default(),
             dir,
