@@ -30,6 +30,9 @@ use crate::options::StorageType;
 use crate::stream_def::{StreamDef, TP_TIME, sn_column};
 use crate::{Error, Result};
 
+/// A flush that empties the memtable closes the active log segment when the log is bigger.
+const ROLL_AFTER_FLUSH_BYTES: u64 = 4 << 20;
+
 /// How much an in-memory stream keeps when `logstore_retention_bytes` is not set.
 pub(crate) const INMEMORY_DEFAULT_BYTES: u64 = 256 << 20;
 
@@ -337,6 +340,14 @@ impl Shard {
                 self.budget.release(freed);
                 if let Some(wal) = &self.wal {
                     wal.set_pin(Some(SeqNo(end)));
+                    // Everything logged is now in parts: close a big active segment so that
+                    // retention can delete it too.
+                    if wal.next_seq().0 == end
+                        && wal.disk_bytes() > ROLL_AFTER_FLUSH_BYTES
+                        && let Err(e) = wal.roll()
+                    {
+                        tracing::warn!(stream = %self.stream, shard = self.id, error = %e, "WAL roll failed");
+                    }
                     if let Err(e) = wal.apply_retention() {
                         tracing::warn!(stream = %self.stream, shard = self.id, error = %e, "WAL retention failed");
                     }

@@ -331,6 +331,19 @@ impl Wal {
         reply_rx.recv().map_err(|_| Error::Closed)?
     }
 
+    /// Closes the segment being written (after everything queued before this call) and starts
+    /// a new one, so that retention may delete the old one; then applies retention. Does nothing
+    /// when the current segment holds no record.
+    pub fn roll(&self) -> Result<()> {
+        let (reply_tx, reply_rx) = bounded(1);
+        {
+            let sub = self.shared.submit.lock();
+            let tx = sub.tx.as_ref().ok_or(Error::Closed)?;
+            tx.send(Request::Roll(reply_tx)).map_err(|_| Error::Closed)?;
+        }
+        reply_rx.recv().map_err(|_| Error::Closed)?
+    }
+
     /// Sequence number the next append will get.
     pub fn next_seq(&self) -> SeqNo {
         SeqNo(self.shared.submit.lock().next_seq)
@@ -673,6 +686,27 @@ mod tests {
         drop(wal);
         let wal = Wal::open(DIR, opts(&fs))?;
         assert_eq!(read_all(&wal, 0).len(), 120);
+        Ok(())
+    }
+
+    #[test]
+    fn roll_closes_the_segment_so_retention_can_drop_it() -> Result<()> {
+        let fs = SimFs::new(21);
+        let wal = Wal::open(DIR, opts(&fs))?;
+        wal.roll()?; // nothing written yet: no new segment
+        assert_eq!(wal.stats().segments, 1);
+        for i in 0..3u8 {
+            wal.append(vec![i; 10])?;
+        }
+        wal.roll()?;
+        assert_eq!(wal.stats().segments, 2);
+        wal.append(vec![9; 10])?;
+        assert_eq!(wal.truncate_before(SeqNo(3))?, 1);
+        assert_eq!(wal.first_seq(), SeqNo(3));
+        fs.crash(Crash::PowerLoss);
+        drop(wal);
+        let wal = Wal::open(DIR, opts(&fs))?;
+        assert_eq!(read_all(&wal, 3), vec![(3, vec![9; 10])]);
         Ok(())
     }
 

@@ -35,6 +35,8 @@ pub(crate) struct Pending {
 pub(crate) enum Request {
     Append(Pending),
     Sync(Sender<Result<()>>),
+    /// Close the current segment (if it holds records) and start a new one.
+    Roll(Sender<Result<()>>),
     Shutdown,
 }
 
@@ -64,6 +66,7 @@ impl Writer {
     pub(crate) fn run(mut self) {
         let mut appends: Vec<Pending> = Vec::new();
         let mut syncs: Vec<Sender<Result<()>>> = Vec::new();
+        let mut rolls: Vec<Sender<Result<()>>> = Vec::new();
         let fsync = self.shared.opts.durability == Durability::Fsync;
         // Appenders acknowledged by the previous group commit, and how long its sync took.
         let mut last_group = 0usize;
@@ -85,6 +88,7 @@ impl Writer {
                         appends.push(p);
                     }
                     Request::Sync(reply) => syncs.push(reply),
+                    Request::Roll(reply) => rolls.push(reply),
                     Request::Shutdown => shutdown = true,
                 }
                 if bytes < MAX_BATCH_BYTES && !shutdown {
@@ -99,7 +103,14 @@ impl Writer {
             }
             last_group = appends.len();
             let sync_started = Instant::now();
-            let rolled = self.commit(&mut appends, !syncs.is_empty() || shutdown);
+            let mut rolled = self.commit(&mut appends, !syncs.is_empty() || shutdown);
+            if !rolls.is_empty() {
+                let result = self.roll_now();
+                rolled |= result.as_ref().is_ok_and(|r| *r);
+                for reply in rolls.drain(..) {
+                    let _ = reply.send(result.as_ref().map(|_| ()).map_err(clone_poison));
+                }
+            }
             if fsync {
                 last_sync = sync_started.elapsed();
             }
@@ -220,6 +231,26 @@ impl Writer {
         p.generation += 1;
         self.shared.progress_cv.notify_all();
         Ok(())
+    }
+
+    /// A roll asked for by [`crate::Wal::roll`]: only when the segment holds records and the
+    /// log is healthy. True if a segment was closed.
+    fn roll_now(&mut self) -> Result<bool> {
+        if let Some(reason) = &self.shared.progress.lock().error {
+            return Err(Error::Poisoned { reason: reason.clone() });
+        }
+        if self.len <= SEGMENT_HEADER_LEN as u64 {
+            return Ok(false);
+        }
+        let next = self.meta.end_seq.load(Ordering::Acquire);
+        let now = self.shared.opts.fs.now_ms();
+        match self.roll(next, now) {
+            Ok(()) => Ok(true),
+            Err(e) => {
+                self.shared.poison(e.to_string());
+                Err(e)
+            }
+        }
     }
 
     /// Closes the current segment and starts a new one at `first_seq`. Always synced, whatever
