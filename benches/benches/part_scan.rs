@@ -76,8 +76,11 @@ fn main() {
     c.final_summary();
     // How much of the data a point lookup reads.
     let snap = db.snapshot("events").expect("snapshot");
+    let mut seen = std::collections::HashSet::new();
     for unit in snap.units(&Predicate::all().and(ColumnRange::eq("id", point))) {
-        if let sluice::ScanUnit::Part { part, .. } = unit {
+        if let sluice::ScanUnit::Part { part, .. } = unit
+            && seen.insert(part.id())
+        {
             let p = part.part().expect("open part");
             let plan = p.plan(&Predicate::all().and(ColumnRange::eq("id", point)), true).expect("plan");
             println!(

@@ -222,6 +222,8 @@ pub struct ScanOptions {
     pub batch_size: usize,
     /// Use the page index to skip pages inside the selected row groups. Default on.
     pub page_pruning: bool,
+    /// Read only these row groups (for splitting one part over several threads); `None` = all.
+    pub row_groups: Option<Vec<usize>>,
 }
 
 impl Default for ScanOptions {
@@ -231,6 +233,7 @@ impl Default for ScanOptions {
             predicate: Predicate::default(),
             batch_size: 8 * 1024,
             page_pruning: true,
+            row_groups: None,
         }
     }
 }
@@ -251,6 +254,12 @@ impl ScanOptions {
     /// Sets [`ScanOptions::batch_size`].
     pub fn batch_size(mut self, rows: usize) -> Self {
         self.batch_size = rows.max(1);
+        self
+    }
+
+    /// Sets [`ScanOptions::row_groups`].
+    pub fn row_groups(mut self, groups: Option<Vec<usize>>) -> Self {
+        self.row_groups = groups;
         self
     }
 

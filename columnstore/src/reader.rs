@@ -255,7 +255,10 @@ impl Part {
     /// Starts a scan: prunes with the predicate, decodes only the projected columns.
     pub fn scan(&self, opts: &ScanOptions) -> Result<PartScan> {
         let mask = self.projection_mask(&opts.projection)?;
-        let plan = self.plan(&opts.predicate, opts.page_pruning)?;
+        let mut plan = self.plan(&opts.predicate, opts.page_pruning)?;
+        if let Some(only) = &opts.row_groups {
+            plan = restrict_plan(plan, only, self.inner.meta.metadata());
+        }
         let source = &self.inner.source;
         let selected_rows = plan.selected_rows;
         let reader = guard(self.path(), || {
@@ -287,6 +290,32 @@ impl Part {
 fn reader_schema(reader: &ParquetRecordBatchReader) -> SchemaRef {
     use arrow::record_batch::RecordBatchReader;
     reader.schema()
+}
+
+/// Keeps only the row groups in `only` (and their part of the row selection).
+fn restrict_plan(plan: ScanPlan, only: &[usize], meta: &ParquetMetaData) -> ScanPlan {
+    use parquet::arrow::arrow_reader::{RowSelection, RowSelector};
+    let rg_rows = |g: usize| meta.row_groups().get(g).map_or(0, |rg| rg.num_rows().max(0) as usize);
+    let mut row_groups = Vec::new();
+    let mut selectors: Vec<RowSelector> = Vec::new();
+    let mut rest = plan.selection.clone();
+    let mut selected_rows = 0u64;
+    for &g in &plan.row_groups {
+        let n = rg_rows(g);
+        let piece = rest.as_mut().map(|sel| sel.split_off(n));
+        if only.contains(&g) {
+            row_groups.push(g);
+            match piece {
+                Some(piece) => {
+                    selected_rows += piece.row_count() as u64;
+                    selectors.extend(piece.iter().copied());
+                }
+                None => selected_rows += n as u64,
+            }
+        }
+    }
+    let selection = plan.selection.as_ref().map(|_| RowSelection::from(selectors));
+    ScanPlan { row_groups, selection, total_rows: plan.total_rows, selected_rows }
 }
 
 /// Checks that every byte range in the footer and page index lies inside the data region, and
@@ -540,6 +569,49 @@ mod tests {
         let none = Predicate::all().and(ColumnRange::new("_tp_time").lt(times.value(0)));
         assert_eq!(part.plan(&none, true).expect("plan").selected_rows, 0);
         assert_eq!(part.scan(&ScanOptions::default().predicate(none)).expect("scan").count(), 0);
+    }
+
+    #[test]
+    fn row_group_subsets_read_exactly_their_rows() {
+        let env = Env::sim(10);
+        let mut rng = Rng::new(10);
+        // 6 row groups of 1000 rows, pages of 100.
+        let (info, batch) = write_events(&env, &mut rng, 6000, 1000, 100);
+        let part = Part::open(env.fs.as_ref(), env.dir.join(info.file_name()), env.backend).expect("open");
+        assert_eq!(part.num_row_groups(), 6);
+        let times = batch.column(0).as_primitive::<arrow::datatypes::TimestampMillisecondType>();
+        let preds = [
+            Predicate::all(),
+            Predicate::all().and(ColumnRange::new("_tp_time").ge(times.value(1500)).le(times.value(3700))),
+        ];
+        for pred in &preds {
+            let all: Vec<RecordBatch> = part
+                .scan(&ScanOptions::default().predicate(pred.clone()))
+                .expect("scan")
+                .collect::<Result<_>>()
+                .expect("read");
+            let all = concat(&batch.schema(), &all);
+            let mut pieces = Vec::new();
+            for g in 0..6 {
+                let opts = ScanOptions::default().predicate(pred.clone()).row_groups(Some(vec![g]));
+                let got: Vec<RecordBatch> = part.scan(&opts).expect("scan").collect::<Result<_>>().expect("read");
+                pieces.extend(got);
+            }
+            assert_eq!(concat(&batch.schema(), &pieces), all, "the row groups one by one give the whole scan");
+            let two = ScanOptions::default().predicate(pred.clone()).row_groups(Some(vec![1, 3]));
+            let got: Vec<RecordBatch> = part.scan(&two).expect("scan").collect::<Result<_>>().expect("read");
+            let got = concat(&batch.schema(), &got);
+            let want: Vec<RecordBatch> = [1usize, 3]
+                .iter()
+                .flat_map(|g| {
+                    part.scan(&ScanOptions::default().predicate(pred.clone()).row_groups(Some(vec![*g])))
+                        .expect("scan")
+                        .collect::<Result<Vec<_>>>()
+                        .expect("read")
+                })
+                .collect();
+            assert_eq!(got, concat(&batch.schema(), &want));
+        }
     }
 
     #[test]

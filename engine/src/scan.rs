@@ -82,12 +82,14 @@ pub struct Snapshot {
 /// a shard, or a shard's memtable rows.
 #[derive(Debug, Clone)]
 pub enum ScanUnit {
-    /// A Parquet part.
+    /// A Parquet part, or some of its row groups.
     Part {
         /// Shard number.
         shard: u32,
         /// The part.
         part: Arc<PartHandle>,
+        /// Only these row groups (`None`: all).
+        row_groups: Option<Vec<usize>>,
     },
     /// Rows `from..to` of a shard kept only in its log.
     Log {
@@ -142,7 +144,16 @@ impl Snapshot {
         for s in &self.shards {
             let shard = s.shard.id;
             for p in s.state.parts.prune(predicate) {
-                out.push(ScanUnit::Part { shard, part: p });
+                // Parts with several row groups become one unit per group, so that one big
+                // merged part still keeps every core busy.
+                match p.part().map(|part| part.num_row_groups()) {
+                    Ok(n) if n > 1 => {
+                        for g in 0..n {
+                            out.push(ScanUnit::Part { shard, part: p.clone(), row_groups: Some(vec![g]) });
+                        }
+                    }
+                    _ => out.push(ScanUnit::Part { shard, part: p, row_groups: None }),
+                }
             }
             if let Some((from, to)) = self.log_range(s) {
                 out.push(ScanUnit::Log { shard, from, to });
@@ -196,11 +207,12 @@ impl Snapshot {
             }
         };
         match unit {
-            ScanUnit::Part { part, .. } => {
+            ScanUnit::Part { part, row_groups, .. } => {
                 let names: Vec<String> = need.clone();
                 let opts = ScanOptions::default()
                     .projection(Projection::names(names.into_iter().filter(|n| part_has(part, n)).collect::<Vec<_>>()))
-                    .predicate(req.predicate.clone());
+                    .predicate(req.predicate.clone())
+                    .row_groups(row_groups.clone());
                 let shard_err = self.shard_of(unit);
                 let scan = part.scan(&opts).map_err(|e| shard_err.parts_error(e))?;
                 let it = scan.map(move |r| {
