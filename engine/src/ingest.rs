@@ -4,11 +4,12 @@
 
 use std::sync::Arc;
 
+use arrow::array::AsArray;
 use arrow::array::{
     Array, ArrayRef, RecordBatch, RecordBatchOptions, TimestampMillisecondArray, UInt32Array, new_null_array,
 };
 use arrow::compute::{CastOptions, cast_with_options, take};
-use arrow::datatypes::{DataType, SchemaRef};
+use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use arrow::util::display::FormatOptions;
 
 use crate::stream_def::{StreamDef, TP_TIME};
@@ -31,6 +32,20 @@ pub(crate) fn conform(def: &StreamDef, schema: &SchemaRef, batch: &RecordBatch, 
         let col = match batch.column_by_name(name) {
             Some(a) if a.data_type() == target => a.clone(),
             Some(a) => cast_column(stream, name, a, target)?,
+            None if name == TP_TIME && def.settings.event_time_column.is_some() => {
+                let src = def.settings.event_time_column.as_deref().unwrap_or_default();
+                let given = batch.column_by_name(src).cloned();
+                match given {
+                    Some(a) => cast_column(stream, name, &a, target)?,
+                    // The event-time column itself was left out: its default, then the ingest time.
+                    None => {
+                        let now = Arc::new(
+                            TimestampMillisecondArray::from_value(now_ms, rows).with_timezone_opt(tz_of(target)),
+                        );
+                        cast_column(stream, name, &(now as ArrayRef), target)?
+                    }
+                }
+            }
             None if name == TP_TIME => {
                 let now =
                     Arc::new(TimestampMillisecondArray::from_value(now_ms, rows).with_timezone_opt(tz_of(target)));
@@ -65,6 +80,28 @@ pub(crate) fn conform(def: &StreamDef, schema: &SchemaRef, batch: &RecordBatch, 
     )?)
 }
 
+/// The same instants with another zone label.
+fn relabel_timestamp(a: &ArrayRef, tz: Option<Arc<str>>) -> ArrayRef {
+    use arrow::datatypes::{
+        TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType,
+    };
+    match a.data_type() {
+        DataType::Timestamp(TimeUnit::Second, _) => {
+            Arc::new(a.as_primitive::<TimestampSecondType>().clone().with_timezone_opt(tz))
+        }
+        DataType::Timestamp(TimeUnit::Millisecond, _) => {
+            Arc::new(a.as_primitive::<TimestampMillisecondType>().clone().with_timezone_opt(tz))
+        }
+        DataType::Timestamp(TimeUnit::Microsecond, _) => {
+            Arc::new(a.as_primitive::<TimestampMicrosecondType>().clone().with_timezone_opt(tz))
+        }
+        DataType::Timestamp(TimeUnit::Nanosecond, _) => {
+            Arc::new(a.as_primitive::<TimestampNanosecondType>().clone().with_timezone_opt(tz))
+        }
+        _ => a.clone(),
+    }
+}
+
 fn tz_of(t: &DataType) -> Option<Arc<str>> {
     match t {
         DataType::Timestamp(_, tz) => tz.clone(),
@@ -75,6 +112,19 @@ fn tz_of(t: &DataType) -> Option<Arc<str>> {
 /// Casts a column to the stream's type, refusing anything that would lose or invent values
 /// silently (overflow, unparsable strings: the row and value are named).
 fn cast_column(stream: &str, name: &str, a: &ArrayRef, target: &DataType) -> Result<ArrayRef> {
+    // Timestamps are instants in UTC whatever the zone attached: changing the zone is only a
+    // relabelling (and needs no time-zone database); changing the unit is a cast.
+    if let (DataType::Timestamp(from_unit, from_tz), DataType::Timestamp(to_unit, to_tz)) = (a.data_type(), target) {
+        let a = if from_unit == to_unit {
+            a.clone()
+        } else {
+            let opts = CastOptions { safe: false, format_options: FormatOptions::default() };
+            cast_with_options(a, &DataType::Timestamp(*to_unit, from_tz.clone()), &opts).map_err(|e| {
+                Error::invalid_data(stream, Some(name), format!("cannot convert {} to {target}: {e}", a.data_type()))
+            })?
+        };
+        return Ok(relabel_timestamp(&a, to_tz.clone()));
+    }
     if !castable(a.data_type(), target) {
         return Err(Error::invalid_data(
             stream,

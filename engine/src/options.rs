@@ -86,6 +86,9 @@ pub struct StreamSettings {
     pub logstore_segment_bytes: u64,
     /// Columns whose hash picks the shard of a row; empty = round robin by batch.
     pub sharding_columns: Vec<String>,
+    /// A column whose value becomes `_tp_time` when an append does not give `_tp_time`
+    /// (Proton's `event_time_column`); `None` = the ingest time.
+    pub event_time_column: Option<String>,
 }
 
 impl Default for StreamSettings {
@@ -102,6 +105,7 @@ impl Default for StreamSettings {
             flush_threshold_bytes: 16 << 20,
             logstore_segment_bytes: 64 << 20,
             sharding_columns: Vec::new(),
+            event_time_column: None,
         }
     }
 }
@@ -123,6 +127,9 @@ impl StreamSettings {
         m.insert("logstore_segment_bytes".into(), self.logstore_segment_bytes.to_string());
         if !self.sharding_columns.is_empty() {
             m.insert("sharding_columns".into(), self.sharding_columns.join(","));
+        }
+        if let Some(c) = &self.event_time_column {
+            m.insert("event_time_column".into(), c.clone());
         }
         m
     }
@@ -176,6 +183,10 @@ impl StreamSettings {
             "sharding_columns" => {
                 self.sharding_columns =
                     value.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
+            }
+            "event_time_column" => {
+                let v = value.trim();
+                self.event_time_column = (!v.is_empty()).then(|| v.to_string());
             }
             _ => return Err(Error::InvalidDefinition(format!("unknown stream setting '{name}'"))),
         }

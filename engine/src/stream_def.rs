@@ -161,6 +161,20 @@ impl StreamDef {
                 }
             }
         }
+        if let Some(c) = &self.settings.event_time_column {
+            match self.columns.iter().find(|col| col.field.name() == c) {
+                Some(col)
+                    if matches!(
+                        col.field.data_type(),
+                        DataType::Timestamp(..) | DataType::Date32 | DataType::Date64
+                    ) => {}
+                _ => {
+                    return Err(Error::InvalidDefinition(format!(
+                        "event_time_column '{c}' must be a date or datetime column of the stream"
+                    )));
+                }
+            }
+        }
         for k in &self.settings.sharding_columns {
             if !seen.contains(k) {
                 return Err(Error::InvalidDefinition(format!("sharding column '{k}' is not a column")));

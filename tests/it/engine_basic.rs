@@ -126,3 +126,21 @@ fn bad_batches_write_nothing() {
     assert!(ids(&db, "s", &ScanRequest::all()).is_empty());
     assert!(matches!(db.append("nope", &batch(0, 1)), Err(Error::StreamNotFound { .. })));
 }
+
+#[test]
+fn event_time_column_fills_tp_time() {
+    let db = Database::in_memory();
+    let mut d = def("s", StorageType::Hybrid, 1);
+    d.settings.event_time_column = Some("ts".into());
+    db.create_stream(d).expect("create");
+    db.append("s", &batch(0, 5)).expect("append");
+    let mut bad = def("t", StorageType::Hybrid, 1);
+    bad.settings.event_time_column = Some("kind".into());
+    assert!(matches!(db.create_stream(bad), Err(Error::InvalidDefinition(_))));
+    for b in db.scan("s", &ScanRequest::all().columns(["ts", "_tp_time"])).expect("scan") {
+        let b = b.expect("batch");
+        let ts = b.column(0).as_any().downcast_ref::<TimestampMillisecondArray>().expect("ts").values().to_vec();
+        let tp = b.column(1).as_any().downcast_ref::<TimestampMillisecondArray>().expect("tp").values().to_vec();
+        assert_eq!(ts, tp);
+    }
+}
