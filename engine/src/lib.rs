@@ -42,6 +42,8 @@ mod budget;
 mod catalog;
 /// The database and its typed API.
 mod database;
+/// Values as text (CLI, SQL logic tests, Postgres text format).
+pub mod text;
 /// Errors.
 mod error;
 /// Checking and completing appended batches.
