@@ -24,17 +24,31 @@ pub fn format_value(array: &ArrayRef, row: usize) -> Option<String> {
         }
         _ => {}
     }
-    let fmt = match array.data_type() {
-        DataType::Timestamp(unit, _) => match unit {
-            TimeUnit::Second => "%Y-%m-%d %H:%M:%S",
-            TimeUnit::Millisecond => "%Y-%m-%d %H:%M:%S%.3f",
-            TimeUnit::Microsecond => "%Y-%m-%d %H:%M:%S%.6f",
-            TimeUnit::Nanosecond => "%Y-%m-%d %H:%M:%S%.9f",
-        },
-        _ => "%Y-%m-%d %H:%M:%S",
-    };
-    let opts = FormatOptions::default().with_timestamp_format(Some(fmt)).with_timestamp_tz_format(Some(fmt));
-    ArrayFormatter::try_new(array.as_ref(), &opts).ok().map(|f| f.value(row).to_string())
+    if let DataType::Timestamp(unit, _) = array.data_type() {
+        // Shown in UTC (named zones would need a time-zone database; sluice's contract is UTC).
+        use arrow::datatypes as t;
+        use arrow::temporal_conversions as tc;
+        let (dt, fmt) = match unit {
+            TimeUnit::Second => (
+                tc::timestamp_s_to_datetime(array.as_primitive::<t::TimestampSecondType>().value(row)),
+                "%Y-%m-%d %H:%M:%S",
+            ),
+            TimeUnit::Millisecond => (
+                tc::timestamp_ms_to_datetime(array.as_primitive::<t::TimestampMillisecondType>().value(row)),
+                "%Y-%m-%d %H:%M:%S%.3f",
+            ),
+            TimeUnit::Microsecond => (
+                tc::timestamp_us_to_datetime(array.as_primitive::<t::TimestampMicrosecondType>().value(row)),
+                "%Y-%m-%d %H:%M:%S%.6f",
+            ),
+            TimeUnit::Nanosecond => (
+                tc::timestamp_ns_to_datetime(array.as_primitive::<t::TimestampNanosecondType>().value(row)),
+                "%Y-%m-%d %H:%M:%S%.9f",
+            ),
+        };
+        return dt.map(|d| d.format(fmt).to_string());
+    }
+    ArrayFormatter::try_new(array.as_ref(), &FormatOptions::default()).ok().map(|f| f.value(row).to_string())
 }
 
 fn float(v: f64) -> String {
