@@ -27,7 +27,13 @@ pub(crate) fn stream_def(cs: &CreateStream) -> Result<(StreamDef, Vec<String>)> 
         )));
     }
     let mut columns = Vec::with_capacity(cs.columns.len() + 1);
+    let mut aliases: Vec<(String, String, Option<String>)> = Vec::new();
     for c in &cs.columns {
+        if let Some(ColumnDefault::Alias(e)) = &c.default {
+            // Computed at read time from the other columns, never stored.
+            aliases.push((c.name.value.clone(), e.to_string(), c.data_type.as_ref().map(|t| t.to_string())));
+            continue;
+        }
         let ty = match &c.data_type {
             Some(t) => t.clone(),
             None => {
@@ -39,23 +45,12 @@ pub(crate) fn stream_def(cs: &CreateStream) -> Result<(StreamDef, Vec<String>)> 
         };
         let field = with_type_metadata(ty.to_arrow_field(c.name.value.clone()), &ty);
         let mut def = ColumnDef { field, default: None, default_sql: None, comment: c.comment.clone() };
-        match &c.default {
-            None => {}
-            Some(ColumnDefault::Alias(_)) => {
-                return Err(Error::NotSupported(format!("ALIAS column '{}' (not supported yet)", c.name.value)));
-            }
-            Some(ColumnDefault::Default(e)) => {
-                def.default_sql = Some(e.to_string());
-                // A constant default is evaluated once; others (now(), expressions over other
-                // columns) at every insert.
-                if let Ok(v) = sluice_sql::eval_constant(e)
-                    && !is_time_dependent(e)
-                {
-                    let arr = v.to_array(def.field.data_type()).map_err(|e| {
-                        Error::InvalidDefinition(format!("DEFAULT of column '{}': {e}", c.name.value))
-                    })?;
-                    def.default = Some(arr);
-                }
+        if let Some(ColumnDefault::Default(e)) = &c.default {
+            def.default_sql = Some(e.to_string());
+            // A constant default is evaluated once; others (now(), expressions over other
+            // columns) at every insert.
+            if !is_time_dependent(e) {
+                def.default = crate::sql_bridge::constant_default(e, def.field.data_type());
             }
         }
         columns.push(def);
@@ -81,6 +76,16 @@ pub(crate) fn stream_def(cs: &CreateStream) -> Result<(StreamDef, Vec<String>)> 
     if let Some(c) = &cs.comment {
         def.extra.insert("comment".into(), c.clone());
     }
+    for (i, (name, sql, ty)) in aliases.iter().enumerate() {
+        if def.column_index(name).is_some() {
+            return Err(Error::InvalidDefinition(format!("column '{name}' is defined twice")));
+        }
+        def.extra.insert(format!("alias.{i:04}.name"), name.clone());
+        def.extra.insert(format!("alias.{i:04}.sql"), sql.clone());
+        if let Some(t) = ty {
+            def.extra.insert(format!("alias.{i:04}.type"), t.clone());
+        }
+    }
     def.extra.insert(CREATE_SQL.into(), format!("{cs:#}"));
     let notices = s
         .no_op_settings
@@ -93,7 +98,9 @@ pub(crate) fn stream_def(cs: &CreateStream) -> Result<(StreamDef, Vec<String>)> 
 /// Keeps the exact SQL type in the field metadata (several SQL types share an Arrow type).
 fn with_type_metadata(field: Field, ty: &SqlType) -> Field {
     let mut md = field.metadata().clone();
-    md.entry("sluice.type".to_string()).or_insert_with(|| ty.to_string());
+    if !md.contains_key("sluice.type") {
+        md.insert("sluice.type", ty.to_string());
+    }
     field.with_metadata(md)
 }
 
@@ -120,6 +127,17 @@ fn settings(s: &sluice_sql::StreamSettings) -> Result<StreamSettings> {
     out.set("ack", &s.ack.to_string())?;
     out.set("logstore_retention_bytes", &s.logstore_retention_bytes.to_string())?;
     out.set("logstore_retention_ms", &s.logstore_retention_ms.to_string())?;
+    if let Some(e) = &s.event_time_column {
+        match e {
+            Expr::Identifier(id) => out.event_time_column = Some(id.value.clone()),
+            Expr::Value(v) => out.event_time_column = Some(v.to_string().trim_matches('\'').to_string()),
+            other => {
+                return Err(Error::NotSupported(format!(
+                    "event_time_column '{other}': only a column name is supported so far"
+                )));
+            }
+        }
+    }
     if let Some(e) = &s.sharding_expr {
         out.sharding_columns = columns_of(e);
         if out.sharding_columns.is_empty() {
@@ -152,14 +170,10 @@ fn ttl(e: &Expr) -> Result<Ttl> {
 }
 
 /// Column names used by an expression, in order of appearance, without repeats.
-fn columns_of(e: &Expr) -> Vec<String> {
+pub(crate) fn columns_of(e: &Expr) -> Vec<String> {
     fn walk(e: &Expr, out: &mut Vec<String>) {
         match e {
-            Expr::Identifier(id) => {
-                if !out.contains(&id.value) {
-                    out.push(id.value.clone());
-                }
-            }
+            Expr::Identifier(id) if !out.contains(&id.value) => out.push(id.value.clone()),
             Expr::CompoundIdentifier(ids) => {
                 if let Some(last) = ids.last()
                     && !out.contains(&last.value)
@@ -214,6 +228,13 @@ pub(crate) fn describe(def: &StreamDef) -> Result<RecordBatch> {
         defaults.push(c.default_sql.clone().unwrap_or_default());
         comments.push(c.comment.clone().unwrap_or_default());
     }
+    for a in def.aliases() {
+        names.push(a.name.clone());
+        types.push(a.type_sql.clone().unwrap_or_default());
+        default_types.push("ALIAS".to_string());
+        defaults.push(a.sql.clone());
+        comments.push(String::new());
+    }
     let schema = Arc::new(Schema::new(
         ["name", "type", "default_type", "default_expression", "comment"]
             .iter()
@@ -244,8 +265,12 @@ pub(crate) fn show_create(def: &StreamDef) -> String {
         return sql.clone();
     }
     // Streams created through the typed API: reconstruct.
-    let cols: Vec<String> =
-        def.columns.iter().filter(|c| c.field.name() != TP_TIME).map(|c| format!("  `{}` {}", c.field.name(), type_name(&c.field))).collect();
+    let cols: Vec<String> = def
+        .columns
+        .iter()
+        .filter(|c| c.field.name() != TP_TIME)
+        .map(|c| format!("  `{}` {}", c.field.name(), type_name(&c.field)))
+        .collect();
     let mut s = format!("CREATE STREAM {}\n(\n{}\n)", def.name, cols.join(",\n"));
     s.push_str(&format!("\nORDER BY ({})", def.sort_key.join(", ")));
     let settings: Vec<String> = def.settings.to_pairs().into_iter().map(|(k, v)| format!("{k} = '{v}'")).collect();

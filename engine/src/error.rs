@@ -103,6 +103,9 @@ pub enum Error {
     /// The database was closed.
     #[error("the database is closed")]
     Closed,
+    /// A SQL error (parse, bind, plan, execution), with its category.
+    #[error(transparent)]
+    Sql(#[from] sluice_sql::Error),
     /// Not supported (yet).
     #[error("not supported: {0}")]
     NotSupported(String),

@@ -17,6 +17,20 @@
 //!
 //! What it is not: a SQL engine (that is `sluice-sql`) or a server (`sluice-server`).
 //!
+//! SQL (Proton's dialect; `table(s)` reads a stream's history):
+//!
+//! ```
+//! let db = sluice::Database::in_memory();
+//! db.execute("CREATE STREAM clicks (user string, url string, at datetime64(3)) \
+//!             SETTINGS event_time_column = 'at'").unwrap();
+//! db.execute("INSERT INTO clicks VALUES ('ann', '/a', '2024-01-01 10:00:00'), ('bob', '/b', now64())").unwrap();
+//! let rows = db.query("SELECT user, count(*) FROM table(clicks) GROUP BY user ORDER BY user").unwrap()
+//!     .concat().unwrap();
+//! assert_eq!(rows.num_rows(), 2);
+//! ```
+//!
+//! The typed API, without SQL:
+//!
 //! ```
 //! use std::sync::Arc;
 //! use std::time::Duration;
@@ -42,8 +56,8 @@ mod budget;
 mod catalog;
 /// The database and its typed API.
 mod database;
-/// Values as text (CLI, SQL logic tests, Postgres text format).
-pub mod text;
+/// `CREATE STREAM` and friends, from the SQL AST to stream definitions.
+mod ddl;
 /// Errors.
 mod error;
 /// Checking and completing appended batches.
@@ -54,12 +68,20 @@ mod memtable;
 mod options;
 /// Snapshots and bounded scans.
 mod scan;
+/// SQL statements on a database: `execute`, `query`.
+mod session;
 /// A shard: log, memtable, parts; append, flush, merge, recovery.
 mod shard;
+/// Calls into the SQL planner and executor.
+mod sql_bridge;
+/// The engine as the SQL layer's catalog.
+mod sql_catalog;
 /// Stream definitions and the hidden columns.
 mod stream_def;
 /// Unbounded reads: subscriptions.
 mod subscribe;
+/// Values as text (CLI, SQL logic tests, Postgres text format).
+pub mod text;
 /// Flusher and merger threads.
 mod workers;
 
@@ -75,5 +97,6 @@ pub use error::{Error, Result};
 pub use memtable::MemBatch;
 pub use options::{Options, StorageType, StreamSettings, Ttl};
 pub use scan::{BatchIter, ScanRequest, ScanUnit, Snapshot};
-pub use stream_def::{ColumnDef, StreamDef, TP_SN, TP_TIME, tp_time_type};
+pub use session::{Output, QueryResult, RowIter};
+pub use stream_def::{AliasColumn, ColumnDef, StreamDef, TP_SN, TP_TIME, tp_time_type};
 pub use subscribe::{CancelHandle, ShardBatch, StartAt, Subscription};

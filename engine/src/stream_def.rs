@@ -201,6 +201,33 @@ impl StreamDef {
     }
 }
 
+/// A column computed at read time (`name type ALIAS expr`), never stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AliasColumn {
+    /// Column name.
+    pub name: String,
+    /// The SQL expression over the stored columns.
+    pub sql: String,
+    /// The declared SQL type, if any (otherwise the expression's type).
+    pub type_sql: Option<String>,
+}
+
+impl StreamDef {
+    /// The ALIAS columns, in definition order (kept in [`StreamDef::extra`]).
+    pub fn aliases(&self) -> Vec<AliasColumn> {
+        let mut out = Vec::new();
+        for i in 0.. {
+            let Some(name) = self.extra.get(&format!("alias.{i:04}.name")) else { break };
+            out.push(AliasColumn {
+                name: name.clone(),
+                sql: self.extra.get(&format!("alias.{i:04}.sql")).cloned().unwrap_or_default(),
+                type_sql: self.extra.get(&format!("alias.{i:04}.type")).cloned(),
+            });
+        }
+        out
+    }
+}
+
 /// Stream names: 1 to 255 bytes of letters, digits, `_`, `-` and `.`, not starting with `.`
 /// (they become directory names).
 pub fn validate_name(name: &str) -> Result<()> {

@@ -191,8 +191,8 @@ pub fn bind(
     span: Option<Span>,
 ) -> Result<AggCall> {
     let mut name = canonical.to_string();
-    if !NAMES.contains(&canonical) || canonical == "count_if" || canonical.ends_with("_if") {
-        if let Some(base) = canonical.strip_suffix("_if") {
+    if let Some(base) = canonical.strip_suffix("_if") {
+        {
             let cond = args.pop().ok_or_else(|| bind_err(canonical, span, "needs a condition argument"))?;
             let cond = crate::functions::compare::to_bool(cond)?;
             filter = Some(match filter {
@@ -203,9 +203,9 @@ pub fn bind(
         }
     }
     let base = name.as_str();
-    let arity = |min: usize, max: usize| -> Result<()> {
-        if args.len() < min || args.len() > max {
-            return Err(bind_err(base, span, format!("expects {min}..{max} arguments, got {}", args.len())));
+    let arity = |n: usize, min: usize, max: usize| -> Result<()> {
+        if n < min || n > max {
+            return Err(bind_err(base, span, format!("expects {min}..{max} arguments, got {n}")));
         }
         Ok(())
     };
@@ -213,20 +213,20 @@ pub fn bind(
     let any_nullable = args.iter().any(BExpr::nullable);
     let (kind, ty, nullable) = match base {
         "count" if distinct => {
-            arity(1, usize::MAX)?;
+            arity(args.len(), 1, usize::MAX)?;
             (AggKind::CountDistinct, DataType::UInt64, false)
         }
         "count" if star || args.is_empty() => (AggKind::CountStar, DataType::UInt64, false),
         "count" => {
-            arity(1, 1)?;
+            arity(args.len(), 1, 1)?;
             (AggKind::Count, DataType::UInt64, false)
         }
         "uniq" | "uniq_exact" | "uniq_combined" | "uniq_hll12" | "count_distinct" => {
-            arity(1, usize::MAX)?;
+            arity(args.len(), 1, usize::MAX)?;
             (AggKind::CountDistinct, DataType::UInt64, false)
         }
         "sum" => {
-            arity(1, 1)?;
+            arity(args.len(), 1, 1)?;
             let t = match &arg_type {
                 t if t.is_unsigned_integer() || *t == DataType::Boolean => DataType::UInt64,
                 t if t.is_signed_integer() => DataType::Int64,
@@ -237,14 +237,14 @@ pub fn bind(
             (AggKind::Sum, t, any_nullable)
         }
         "avg" => {
-            arity(1, 1)?;
+            arity(args.len(), 1, 1)?;
             if !is_numeric(&arg_type) && arg_type != DataType::Boolean {
                 return Err(bind_err(base, span, format!("cannot average {}", type_name(&arg_type))));
             }
             (AggKind::Avg, DataType::Float64, any_nullable)
         }
         "stddev_pop" | "stddev_samp" | "var_pop" | "var_samp" => {
-            arity(1, 1)?;
+            arity(args.len(), 1, 1)?;
             if !is_numeric(&arg_type) {
                 return Err(bind_err(base, span, format!("needs a number, got {}", type_name(&arg_type))));
             }
@@ -252,26 +252,28 @@ pub fn bind(
             (kind, DataType::Float64, true)
         }
         "min" | "max" => {
-            arity(1, 1)?;
+            arity(args.len(), 1, 1)?;
             (if base == "min" { AggKind::Min } else { AggKind::Max }, arg_type.clone(), any_nullable)
         }
         "any" | "first_value" => {
-            arity(1, 1)?;
+            arity(args.len(), 1, 1)?;
             (AggKind::Any, arg_type.clone(), any_nullable)
         }
         "any_last" | "last_value" => {
-            arity(1, 1)?;
+            arity(args.len(), 1, 1)?;
             (AggKind::AnyLast, arg_type.clone(), any_nullable)
         }
         "arg_min" | "arg_max" => {
-            arity(2, 2)?;
+            arity(args.len(), 2, 2)?;
             (if base == "arg_min" { AggKind::ArgMin } else { AggKind::ArgMax }, arg_type.clone(), true)
         }
         "group_array" | "group_uniq_array" => {
-            arity(1, 1)?;
+            arity(args.len(), 1, 1)?;
             let max = match params.first() {
                 Some(p) => Some(
-                    p.as_i64().filter(|v| *v > 0).ok_or_else(|| bind_err(base, span, "max size must be a positive integer"))?
+                    p.as_i64()
+                        .filter(|v| *v > 0)
+                        .ok_or_else(|| bind_err(base, span, "max size must be a positive integer"))?
                         as usize,
                 ),
                 None => None,
@@ -279,16 +281,26 @@ pub fn bind(
             let ty = DataType::List(Arc::new(Field::new("item", arg_type.clone(), true)));
             (AggKind::GroupArray { max, distinct: base == "group_uniq_array" }, ty, false)
         }
-        "quantile" | "quantile_exact" | "quantile_exact_inclusive" | "quantile_exact_exclusive" | "quantile_t_digest"
-        | "median" | "median_exact" | "quantiles" | "quantiles_exact_inclusive" => {
+        "quantile"
+        | "quantile_exact"
+        | "quantile_exact_inclusive"
+        | "quantile_exact_exclusive"
+        | "quantile_t_digest"
+        | "median"
+        | "median_exact"
+        | "quantiles"
+        | "quantiles_exact_inclusive" => {
             let array = base.starts_with("quantiles");
             let mut levels = params.iter().map(|p| param_f64(base, span, p)).collect::<Result<Vec<_>>>()?;
             // The function-call form quantile(x, p).
             if !array && levels.is_empty() && args.len() == 2 {
-                let p = args.pop().and_then(|a| a.as_literal()).ok_or_else(|| bind_err(base, span, "the level must be a constant"))?;
+                let p = args
+                    .pop()
+                    .and_then(|a| a.as_literal())
+                    .ok_or_else(|| bind_err(base, span, "the level must be a constant"))?;
                 levels.push(param_f64(base, span, &p)?);
             }
-            arity(1, 1)?;
+            arity(args.len(), 1, 1)?;
             if levels.is_empty() {
                 if array {
                     return Err(bind_err(base, span, "needs levels, as in quantiles(0.5, 0.9)(x)"));
@@ -306,13 +318,20 @@ pub fn bind(
                 "quantile_exact_exclusive" => QuantileMethod::Exclusive,
                 _ => QuantileMethod::Inclusive,
             };
-            let ty = if array { DataType::List(Arc::new(Field::new("item", DataType::Float64, true))) } else { DataType::Float64 };
+            let ty = if array {
+                DataType::List(Arc::new(Field::new("item", DataType::Float64, true)))
+            } else {
+                DataType::Float64
+            };
             (AggKind::Quantile { levels, method, array }, ty, !array)
         }
         _ => return Err(crate::functions::unknown_function(canonical, span)),
     };
     if matches!(kind, AggKind::Min | AggKind::Max | AggKind::Any | AggKind::AnyLast)
-        && !(is_numeric(&arg_type) || is_string(&arg_type) || crate::functions::is_temporal(&arg_type) || arg_type == DataType::Boolean)
+        && !(is_numeric(&arg_type)
+            || is_string(&arg_type)
+            || crate::functions::is_temporal(&arg_type)
+            || arg_type == DataType::Boolean)
         && !matches!(arg_type, DataType::Null | DataType::List(_) | DataType::FixedSizeBinary(_))
     {
         return Err(bind_err(base, span, format!("unsupported argument type {}", type_name(&arg_type))));
@@ -344,7 +363,7 @@ pub(crate) fn downcast<T: 'static>(other: Box<dyn Accumulator>) -> Result<Box<T>
 }
 
 /// A fresh accumulator for `calls` (several only for quantiles sharing argument and filter).
-pub fn create(calls: &[&AggCall]) -> Result<Box<dyn Accumulator>> {
+pub fn create(calls: &[&AggCall], threads: usize) -> Result<Box<dyn Accumulator>> {
     let call = calls[0];
     let arg_type = call.args.first().map(|a| value_type(&a.data_type()).clone()).unwrap_or(DataType::Null);
     Ok(match &call.kind {
@@ -366,7 +385,7 @@ pub fn create(calls: &[&AggCall]) -> Result<Box<dyn Accumulator>> {
                     _ => Err(Error::Internal { message: "mixed quantile group".into() }),
                 })
                 .collect::<Result<Vec<_>>>()?;
-            Box::new(quantile::QuantileAcc::new(outs))
+            Box::new(quantile::QuantileAcc::new(outs).with_threads(threads))
         }
     })
 }

@@ -89,9 +89,9 @@ impl ColumnFilter {
             FilterOp::LtEq => !matches!(cmp(min, &self.value), Some(Greater)),
             FilterOp::Gt => !matches!(cmp(max, &self.value), Some(Less | Equal)),
             FilterOp::GtEq => !matches!(cmp(max, &self.value), Some(Less)),
-            FilterOp::In(values) => values.iter().any(|v| {
-                !matches!(cmp(v, min), Some(Less)) && !matches!(cmp(v, max), Some(Greater))
-            }),
+            FilterOp::In(values) => {
+                values.iter().any(|v| !matches!(cmp(v, min), Some(Less)) && !matches!(cmp(v, max), Some(Greater)))
+            }
         }
     }
 }

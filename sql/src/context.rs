@@ -52,12 +52,7 @@ impl ExecContext {
 
     /// A reservation of memory for one operator's state, released on drop.
     pub(crate) fn reservation(&self, what: &'static str) -> MemoryReservation {
-        MemoryReservation {
-            used: self.memory_used.clone(),
-            limit: self.memory_limit_bytes,
-            held: 0,
-            what,
-        }
+        MemoryReservation { used: self.memory_used.clone(), limit: self.memory_limit_bytes, held: 0, what }
     }
 }
 

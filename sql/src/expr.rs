@@ -69,7 +69,10 @@ pub fn repeat(s: &ArrayRef, rows: usize) -> Result<ArrayRef> {
 pub fn binary_datum(
     a: &Value,
     b: &Value,
-    f: impl Fn(&dyn arrow::array::Datum, &dyn arrow::array::Datum) -> std::result::Result<ArrayRef, arrow::error::ArrowError>,
+    f: impl Fn(
+        &dyn arrow::array::Datum,
+        &dyn arrow::array::Datum,
+    ) -> std::result::Result<ArrayRef, arrow::error::ArrowError>,
 ) -> Result<Value> {
     use arrow::array::Scalar;
     Ok(match (a, b) {
@@ -92,6 +95,8 @@ pub struct ScalarFn {
     pub f: Arc<FnImpl>,
     /// Row-wise and deterministic: on a dictionary column it may run on the dictionary's values.
     pub elementwise: bool,
+    /// Constant parameters worth knowing to the planner (the value list of `IN`).
+    pub params: Arc<[crate::scalar::ScalarValue]>,
 }
 
 impl fmt::Debug for ScalarFn {
@@ -102,8 +107,16 @@ impl fmt::Debug for ScalarFn {
 
 impl ScalarFn {
     /// A row-wise deterministic function.
-    pub fn new(name: impl Into<Arc<str>>, f: impl Fn(&[Value], usize) -> Result<Value> + Send + Sync + 'static) -> Self {
-        ScalarFn { name: name.into(), f: Arc::new(f), elementwise: true }
+    pub fn new(
+        name: impl Into<Arc<str>>,
+        f: impl Fn(&[Value], usize) -> Result<Value> + Send + Sync + 'static,
+    ) -> Self {
+        ScalarFn { name: name.into(), f: Arc::new(f), elementwise: true, params: Arc::from(Vec::new()) }
+    }
+
+    /// The same function carrying planner-visible parameters.
+    pub fn with_params(self, params: Vec<crate::scalar::ScalarValue>) -> Self {
+        ScalarFn { params: Arc::from(params), ..self }
     }
 
     /// A function that is not row-wise deterministic (`rand`, `now`).
@@ -257,10 +270,7 @@ impl BExpr {
                 nullable: *nullable,
             },
             BExpr::Case { whens, otherwise, ty } => BExpr::Case {
-                whens: whens
-                    .iter()
-                    .map(|(c, v)| Ok((c.map_columns(f)?, v.map_columns(f)?)))
-                    .collect::<Result<_>>()?,
+                whens: whens.iter().map(|(c, v)| Ok((c.map_columns(f)?, v.map_columns(f)?))).collect::<Result<_>>()?,
                 otherwise: match otherwise {
                     Some(o) => Some(Box::new(o.map_columns(f)?)),
                     None => None,
@@ -270,6 +280,40 @@ impl BExpr {
             BExpr::And(v) => BExpr::And(v.iter().map(|a| a.map_columns(f)).collect::<Result<_>>()?),
             BExpr::Or(v) => BExpr::Or(v.iter().map(|a| a.map_columns(f)).collect::<Result<_>>()?),
         })
+    }
+
+    /// Rewrites top-down: where `f` returns Some, the subtree is replaced (and not visited).
+    pub fn rewrite(&self, f: &mut dyn FnMut(&BExpr) -> Result<Option<BExpr>>) -> Result<BExpr> {
+        if let Some(r) = f(self)? {
+            return Ok(r);
+        }
+        Ok(match self {
+            BExpr::Column { .. } | BExpr::Literal(_) => self.clone(),
+            BExpr::Call { func, args, ty, nullable } => BExpr::Call {
+                func: func.clone(),
+                args: args.iter().map(|a| a.rewrite(f)).collect::<Result<_>>()?,
+                ty: ty.clone(),
+                nullable: *nullable,
+            },
+            BExpr::Case { whens, otherwise, ty } => BExpr::Case {
+                whens: whens.iter().map(|(c, v)| Ok((c.rewrite(f)?, v.rewrite(f)?))).collect::<Result<_>>()?,
+                otherwise: match otherwise {
+                    Some(o) => Some(Box::new(o.rewrite(f)?)),
+                    None => None,
+                },
+                ty: ty.clone(),
+            },
+            BExpr::And(v) => BExpr::And(v.iter().map(|a| a.rewrite(f)).collect::<Result<_>>()?),
+            BExpr::Or(v) => BExpr::Or(v.iter().map(|a| a.rewrite(f)).collect::<Result<_>>()?),
+        })
+    }
+
+    /// Splits an AND into its conjuncts.
+    pub fn conjuncts(self) -> Vec<BExpr> {
+        match self {
+            BExpr::And(v) => v.into_iter().flat_map(BExpr::conjuncts).collect(),
+            e => vec![e],
+        }
     }
 
     /// Evaluates on a batch (physical column indices).
@@ -318,8 +362,12 @@ fn internal(m: &str) -> Error {
 /// Calls `func` on `vals`; on a single dictionary argument with constant others it runs on the
 /// dictionary's values and maps the result through the keys.
 fn call(func: &ScalarFn, mut vals: Vec<Value>, rows: usize, ty: &DataType) -> Result<Value> {
-    let dict_args: Vec<usize> =
-        vals.iter().enumerate().filter(|(_, v)| matches!(v.data_type(), DataType::Dictionary(..))).map(|(i, _)| i).collect();
+    let dict_args: Vec<usize> = vals
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| matches!(v.data_type(), DataType::Dictionary(..)))
+        .map(|(i, _)| i)
+        .collect();
     if func.elementwise
         && dict_args.len() == 1
         && vals.iter().enumerate().all(|(i, v)| i == dict_args[0] || v.is_scalar())

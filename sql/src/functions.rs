@@ -110,10 +110,10 @@ pub fn snake_case(name: &str) -> String {
         if c.is_ascii_uppercase() && i > 0 {
             let prev = chars[i - 1];
             let next_lower = chars.get(i + 1).is_some_and(|n| n.is_ascii_lowercase());
-            if prev.is_ascii_lowercase() || prev.is_ascii_digit() || (prev.is_ascii_uppercase() && next_lower) {
-                if !out.ends_with('_') {
-                    out.push('_');
-                }
+            if (prev.is_ascii_lowercase() || prev.is_ascii_digit() || (prev.is_ascii_uppercase() && next_lower))
+                && !out.ends_with('_')
+            {
+                out.push('_');
             }
         }
         out.push(c.to_ascii_lowercase());
@@ -196,7 +196,13 @@ pub fn arg_error(ctx: &FnCtx<'_>, message: impl std::fmt::Display) -> Error {
 /// Checks the argument count.
 pub fn arity(ctx: &FnCtx<'_>, args: &[BExpr], min: usize, max: usize) -> Result<()> {
     if args.len() < min || args.len() > max {
-        let want = if min == max { format!("{min}") } else if max == usize::MAX { format!("at least {min}") } else { format!("{min} to {max}") };
+        let want = if min == max {
+            format!("{min}")
+        } else if max == usize::MAX {
+            format!("at least {min}")
+        } else {
+            format!("{min} to {max}")
+        };
         return Err(arg_error(ctx, format!("expects {want} argument(s), got {}", args.len())));
     }
     Ok(())
@@ -234,7 +240,11 @@ pub fn is_temporal(t: &DataType) -> bool {
 /// Requires a string argument at `i`.
 pub fn want_string(ctx: &FnCtx<'_>, args: &[BExpr], i: usize) -> Result<()> {
     let t = args[i].data_type();
-    if is_string(&t) { Ok(()) } else { Err(arg_error(ctx, format!("argument {} must be a string, got {}", i + 1, type_name(&t)))) }
+    if is_string(&t) {
+        Ok(())
+    } else {
+        Err(arg_error(ctx, format!("argument {} must be a string, got {}", i + 1, type_name(&t))))
+    }
 }
 
 /// Requires a numeric argument at `i`.
@@ -330,8 +340,10 @@ pub fn common_numeric(a: &DataType, b: &DataType) -> DataType {
             let int = (*p1 as i16 - *s1 as i16).max(*p2 as i16 - *s2 as i16);
             Decimal128(((int + s as i16).min(38)) as u8, s)
         }
-        (Decimal128(p, s), t) | (t, Decimal128(p, s)) if t.is_integer() => Decimal128((*p).max(20).min(38), *s),
-        _ if a.is_floating() || b.is_floating() || matches!(a, Decimal128(..)) || matches!(b, Decimal128(..)) => Float64,
+        (Decimal128(p, s), t) | (t, Decimal128(p, s)) if t.is_integer() => Decimal128((*p).clamp(20, 38), *s),
+        _ if a.is_floating() || b.is_floating() || matches!(a, Decimal128(..)) || matches!(b, Decimal128(..)) => {
+            Float64
+        }
         (Boolean, t) | (t, Boolean) if t.is_integer() => t.clone(),
         (Boolean, Boolean) => UInt8,
         _ if a.is_unsigned_integer() && b.is_unsigned_integer() => UInt64,

@@ -7,7 +7,7 @@ use std::sync::{Arc, RwLock};
 use arrow::array::{Array, ArrayRef};
 use arrow::compute::kernels::aggregate;
 use arrow::compute::{cast, max_string, min_string};
-use arrow::datatypes::{DataType, SchemaRef};
+use arrow::datatypes::SchemaRef;
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 
 use crate::catalog::{Catalog, ColumnFilter, Partition, ScanRequest, Table};
@@ -46,7 +46,7 @@ impl MemTable {
                     return Err(Error::Internal { message: "MemTable batch schema differs from the table's".into() });
                 }
                 rows += b.num_rows() as u64;
-                let stats = b.columns().iter().map(|c| column_stats(c)).collect();
+                let stats = b.columns().iter().map(column_stats).collect();
                 out.push((b, stats));
             }
             parts.push(out);
@@ -55,7 +55,12 @@ impl MemTable {
     }
 
     /// Splits `batches` round-robin into `n` partitions.
-    pub fn from_batches(name: impl Into<String>, schema: SchemaRef, batches: Vec<RecordBatch>, n: usize) -> Result<Self> {
+    pub fn from_batches(
+        name: impl Into<String>,
+        schema: SchemaRef,
+        batches: Vec<RecordBatch>,
+        n: usize,
+    ) -> Result<Self> {
         let n = n.max(1);
         let mut parts: Vec<Vec<RecordBatch>> = (0..n).map(|_| Vec::new()).collect();
         let len = batches.len().max(1);
@@ -84,8 +89,16 @@ fn column_stats(c: &ArrayRef) -> Stats {
         ($t:ty) => {{
             let a = c.as_any().downcast_ref::<arrow::array::PrimitiveArray<$t>>()?;
             let (mn, mx) = (aggregate::min(a)?, aggregate::max(a)?);
-            let mn = ScalarValue::try_from_array(&arrow::array::PrimitiveArray::<$t>::from(vec![mn]).with_data_type(c.data_type().clone()), 0).ok()?;
-            let mx = ScalarValue::try_from_array(&arrow::array::PrimitiveArray::<$t>::from(vec![mx]).with_data_type(c.data_type().clone()), 0).ok()?;
+            let mn = ScalarValue::try_from_array(
+                &arrow::array::PrimitiveArray::<$t>::from(vec![mn]).with_data_type(c.data_type().clone()),
+                0,
+            )
+            .ok()?;
+            let mx = ScalarValue::try_from_array(
+                &arrow::array::PrimitiveArray::<$t>::from(vec![mx]).with_data_type(c.data_type().clone()),
+                0,
+            )
+            .ok()?;
             Some((mn, mx))
         }};
     }
@@ -175,8 +188,12 @@ impl Table for MemTable {
 
 fn project(b: &RecordBatch, indices: &[usize], schema: &SchemaRef) -> Result<RecordBatch> {
     let cols = indices.iter().map(|i| b.column(*i).clone()).collect();
-    RecordBatch::try_new_with_options(schema.clone(), cols, &RecordBatchOptions::new().with_row_count(Some(b.num_rows())))
-        .map_err(|e| Error::Internal { message: e.to_string() })
+    RecordBatch::try_new_with_options(
+        schema.clone(),
+        cols,
+        &RecordBatchOptions::new().with_row_count(Some(b.num_rows())),
+    )
+    .map_err(|e| Error::Internal { message: e.to_string() })
 }
 
 /// A catalog of [`MemTable`]s (or any tables) by name.

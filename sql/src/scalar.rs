@@ -154,8 +154,9 @@ impl ScalarValue {
             }
             other => {
                 // Anything else: go through its string form.
-                let s = crate::functions::cast::cast_array(&array.slice(row, 1), &DataType::Utf8)
-                    .map_err(|_| Error::NotImplemented { feature: format!("scalar values of type {other}"), location: None })?;
+                let s = crate::functions::cast::cast_array(&array.slice(row, 1), &DataType::Utf8).map_err(|_| {
+                    Error::NotImplemented { feature: format!("scalar values of type {other}"), location: None }
+                })?;
                 return ScalarValue::try_from_array(s.as_ref(), 0);
             }
         })

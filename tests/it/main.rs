@@ -1,5 +1,10 @@
 //! The one integration-test binary of the workspace.
 mod engine_basic;
 mod engine_faults;
+mod engine_interop;
 mod engine_model;
+mod engine_sql;
+mod server_http;
+mod server_pg;
+mod slt;
 mod wal_model;

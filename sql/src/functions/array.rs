@@ -13,13 +13,8 @@ use super::{BindFn, FnCtx, arg_error, arity, make_call};
 use crate::error::{Error, Result};
 use crate::expr::{BExpr, ScalarFn, Value};
 
-pub(crate) const FUNCTIONS: &[(&str, BindFn)] = &[
-    ("array", array),
-    ("has", has),
-    ("index_of", has),
-    ("array_element", element_fn),
-    ("array_join", array_join),
-];
+pub(crate) const FUNCTIONS: &[(&str, BindFn)] =
+    &[("array", array), ("has", has), ("index_of", has), ("array_element", element_fn), ("array_join", array_join)];
 
 fn array_join(ctx: &FnCtx<'_>, _args: Vec<BExpr>) -> Result<BExpr> {
     Err(Error::NotImplemented { feature: format!("{} (ARRAY JOIN)", ctx.name), location: ctx.span.map(|s| s.start) })

@@ -3,9 +3,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{
-    Array, ArrayRef, AsArray, Date32Array, Float64Array, Int64Array, PrimitiveArray, StringArray, StringBuilder,
-};
+use arrow::array::{Array, ArrayRef, AsArray, Date32Array, Int64Array, PrimitiveArray, StringArray, StringBuilder};
 use arrow::compute::{CastOptions, cast_with_options};
 use arrow::datatypes::{
     DataType, Date32Type, Float64Type, TimeUnit, TimestampMicrosecondType, TimestampMillisecondType,
@@ -91,7 +89,9 @@ fn to_datetime(ctx: &FnCtx<'_>, args: Vec<BExpr>) -> Result<BExpr> {
     arity(ctx, &args, 1, if is64 { 3 } else { 2 })?;
     let (unit, tz_at) = if is64 {
         let p = match args.get(1) {
-            Some(_) => const_arg(ctx, &args, 1)?.as_i64().ok_or_else(|| arg_error(ctx, "precision must be an integer"))?,
+            Some(_) => {
+                const_arg(ctx, &args, 1)?.as_i64().ok_or_else(|| arg_error(ctx, "precision must be an integer"))?
+            }
             None => 3,
         };
         let unit = match p {
@@ -191,8 +191,8 @@ pub fn cast_array(a: &ArrayRef, to: &DataType) -> Result<ArrayRef> {
             for v in s.iter() {
                 out.push(match v {
                     None => None,
-                    Some(t) => Some(temporal::parse_timestamp(t, *unit, offset).ok_or_else(|| Error::InvalidValue {
-                        message: format!("cannot parse `{t}` as {}", type_name(to)),
+                    Some(t) => Some(temporal::parse_timestamp(t, *unit, offset).ok_or_else(|| {
+                        Error::InvalidValue { message: format!("cannot parse `{t}` as {}", type_name(to)) }
                     })?),
                 });
             }
@@ -257,7 +257,8 @@ pub fn cast_array(a: &ArrayRef, to: &DataType) -> Result<ArrayRef> {
             let _ = tz1;
             let out: Int64Array = if f2 >= f1 {
                 arrow::compute::kernels::arity::try_unary(&v, |t| {
-                    t.checked_mul(f2 / f1).ok_or_else(|| arrow::error::ArrowError::ComputeError("timestamp out of range".into()))
+                    t.checked_mul(f2 / f1)
+                        .ok_or_else(|| arrow::error::ArrowError::ComputeError("timestamp out of range".into()))
                 })?
             } else {
                 arrow::compute::kernels::arity::unary(&v, |t| t.div_euclid(f1 / f2))
@@ -295,10 +296,10 @@ pub fn cast_array(a: &ArrayRef, to: &DataType) -> Result<ArrayRef> {
         }
         (f, DataType::Date32) if f.is_integer() => {
             let days = arrow::compute::cast(a, &DataType::Int64)?;
-            let out: Date32Array = arrow::compute::kernels::arity::unary(
-                days.as_primitive::<arrow::datatypes::Int64Type>(),
-                |d| if d > 65_535 { (d / 86_400) as i32 } else { d as i32 },
-            );
+            let out: Date32Array =
+                arrow::compute::kernels::arity::unary(days.as_primitive::<arrow::datatypes::Int64Type>(), |d| {
+                    if d > 65_535 { (d / 86_400) as i32 } else { d as i32 }
+                });
             Ok(Arc::new(out))
         }
         (DataType::Date32, t) if t.is_numeric() => {
@@ -313,7 +314,9 @@ pub fn cast_array(a: &ArrayRef, to: &DataType) -> Result<ArrayRef> {
                 {
                     Error::Bind { message: format!("cannot cast {} to {}", type_name(from), type_name(to)), span: None }
                 }
-                other => Error::InvalidValue { message: format!("cannot cast to {}: {}", type_name(to), Error::from(other)) },
+                other => {
+                    Error::InvalidValue { message: format!("cannot cast to {}: {}", type_name(to), Error::from(other)) }
+                }
             })
         }
     }
@@ -375,6 +378,3 @@ fn timestamp_array(v: Vec<Option<i64>>, unit: TimeUnit, tz: Option<Arc<str>>) ->
 pub fn as_f64(a: &ArrayRef) -> Result<PrimitiveArray<Float64Type>> {
     Ok(arrow::compute::cast(a, &DataType::Float64)?.as_primitive::<Float64Type>().clone())
 }
-
-#[allow(dead_code)]
-fn unused(_: Float64Array) {}

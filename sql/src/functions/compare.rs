@@ -8,7 +8,10 @@ use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, BooleanBuilder};
 use arrow::compute::kernels::{cmp, comparison};
 use arrow::datatypes::{DataType, Int64Type, UInt64Type};
 
-use super::{BindFn, FnCtx, arg_error, arity, cast_to, common_numeric, is_numeric, is_string, is_temporal, make_call, type_name, value_type};
+use super::{
+    BindFn, FnCtx, arg_error, arity, cast_to, common_numeric, is_numeric, is_string, is_temporal, make_call, type_name,
+    value_type,
+};
 use crate::error::{Error, Result};
 use crate::expr::{BExpr, ScalarFn, Value, binary_datum, not_fn};
 
@@ -102,10 +105,19 @@ fn lossless_literal(lit: &BExpr, to: &DataType) -> Option<BExpr> {
 pub fn coerce_pair(ctx: &FnCtx<'_>, l: BExpr, r: BExpr) -> Result<(BExpr, BExpr)> {
     let (lt, rt) = (l.data_type(), r.data_type());
     let (lv, rv) = (value_type(&lt).clone(), value_type(&rt).clone());
-    if lv == rv || lv == DataType::Null || rv == DataType::Null {
+    if lv == rv {
         return Ok((l, r));
     }
-    if is_numeric(&lv) && is_numeric(&rv) || (lv == DataType::Boolean && is_numeric(&rv)) || (rv == DataType::Boolean && is_numeric(&lv)) {
+    if lv == DataType::Null {
+        return Ok((cast_to(l, &rv)?, r));
+    }
+    if rv == DataType::Null {
+        return Ok((l, cast_to(r, &lv)?));
+    }
+    if is_numeric(&lv) && is_numeric(&rv)
+        || (lv == DataType::Boolean && is_numeric(&rv))
+        || (rv == DataType::Boolean && is_numeric(&lv))
+    {
         if matches!(r, BExpr::Literal(_))
             && let Some(c) = lossless_literal(&r, &lv)
         {
@@ -127,9 +139,15 @@ pub fn coerce_pair(ctx: &FnCtx<'_>, l: BExpr, r: BExpr) -> Result<(BExpr, BExpr)
     }
     if is_temporal(&lv) && is_temporal(&rv) {
         let t = match (&lv, &rv) {
-            (DataType::Date32, t @ DataType::Timestamp(..)) | (t @ DataType::Timestamp(..), DataType::Date32) => t.clone(),
+            (DataType::Date32, t @ DataType::Timestamp(..)) | (t @ DataType::Timestamp(..), DataType::Date32) => {
+                t.clone()
+            }
             (DataType::Timestamp(u1, tz), DataType::Timestamp(u2, _)) => {
-                let finer = if crate::temporal::ticks_per_second(*u1) >= crate::temporal::ticks_per_second(*u2) { *u1 } else { *u2 };
+                let finer = if crate::temporal::ticks_per_second(*u1) >= crate::temporal::ticks_per_second(*u2) {
+                    *u1
+                } else {
+                    *u2
+                };
                 DataType::Timestamp(finer, tz.clone())
             }
             _ => lv.clone(),
@@ -149,9 +167,52 @@ pub fn compare(ctx: &FnCtx<'_>, op: CmpOp, l: BExpr, r: BExpr) -> Result<BExpr> 
     make_call(cmp_fn(op), vec![l, r], DataType::Boolean, nullable)
 }
 
+/// IEEE comparison of floats (NaN is unequal to everything, as in ClickHouse), vectorised.
+fn float_cmp(op: CmpOp, a: &Value, b: &Value) -> Option<Result<Value>> {
+    use arrow::buffer::{BooleanBuffer, NullBuffer};
+    let (DataType::Float64, DataType::Float64) = (a.data_type(), b.data_type()) else { return None };
+    let f = |x: f64, y: f64| match op {
+        CmpOp::Eq => x == y,
+        CmpOp::NotEq => x != y,
+        CmpOp::Lt => x < y,
+        CmpOp::LtEq => x <= y,
+        CmpOp::Gt => x > y,
+        CmpOp::GtEq => x >= y,
+    };
+    let x = a.array().as_primitive::<arrow::datatypes::Float64Type>();
+    let y = b.array().as_primitive::<arrow::datatypes::Float64Type>();
+    let (xv, yv) = (x.values(), y.values());
+    let out = match (a.is_scalar(), b.is_scalar()) {
+        (false, true) => {
+            let c = yv[0];
+            let bits = BooleanBuffer::collect_bool(xv.len(), |i| f(xv[i], c));
+            BooleanArray::new(bits, x.nulls().cloned())
+        }
+        (true, false) => {
+            let c = xv[0];
+            let bits = BooleanBuffer::collect_bool(yv.len(), |i| f(c, yv[i]));
+            BooleanArray::new(bits, y.nulls().cloned())
+        }
+        _ if xv.len() == yv.len() => {
+            let bits = BooleanBuffer::collect_bool(xv.len(), |i| f(xv[i], yv[i]));
+            BooleanArray::new(bits, NullBuffer::union(x.nulls(), y.nulls()))
+        }
+        _ => return None,
+    };
+    // A NULL scalar makes everything NULL.
+    if (a.is_scalar() && x.is_null(0)) || (b.is_scalar() && y.is_null(0)) {
+        return Some(Ok(Value::Array(arrow::array::new_null_array(&DataType::Boolean, out.len()))));
+    }
+    let v = Arc::new(out) as ArrayRef;
+    Some(Ok(if a.is_scalar() && b.is_scalar() { Value::Scalar(v) } else { Value::Array(v) }))
+}
+
 /// The kernel of a comparison.
 pub fn cmp_fn(op: CmpOp) -> ScalarFn {
     ScalarFn::new(op.name(), move |args, _| {
+        if let Some(r) = float_cmp(op, &args[0], &args[1]) {
+            return r;
+        }
         binary_datum(&args[0], &args[1], |a, b| {
             let r = match op {
                 CmpOp::Eq => cmp::eq(a, b),
@@ -219,7 +280,7 @@ fn like_fn(ctx: &FnCtx<'_>, args: Vec<BExpr>) -> Result<BExpr> {
 
 /// `s [NOT] [I]LIKE pattern`.
 pub fn like(args: Vec<BExpr>, negated: bool, case_insensitive: bool) -> Result<BExpr> {
-    let args = args.into_iter().map(|a| cast_to(a, &DataType::Utf8).or(Ok::<_, Error>(a))).collect::<Result<Vec<_>>>()?;
+    let args = args.into_iter().map(|a| cast_to(a, &DataType::Utf8)).collect::<Result<Vec<_>>>()?;
     let nullable = args.iter().any(BExpr::nullable);
     let name = match (negated, case_insensitive) {
         (false, false) => "like",
@@ -253,14 +314,24 @@ enum ValueSet {
 /// subquery's result), already of `x`'s value type.
 pub fn in_set(x: BExpr, values: ArrayRef, negated: bool) -> Result<BExpr> {
     let t = value_type(&x.data_type()).clone();
+    let values = super::cast::cast_array(&values, &t)?;
     let set = Arc::new(build_set(&values, &t)?);
+    let params: Vec<crate::scalar::ScalarValue> = if values.len() <= 1024 {
+        (0..values.len())
+            .filter(|i| values.is_valid(*i))
+            .map(|i| crate::scalar::ScalarValue::try_from_array(values.as_ref(), i))
+            .collect::<Result<_>>()?
+    } else {
+        Vec::new()
+    };
     let nullable = x.nullable();
     let f = ScalarFn::new(if negated { "not_in" } else { "in" }, move |args, rows| {
         let a = args[0].clone().into_array(rows)?;
         let hit = probe(&set, &a)?;
         let r = if negated { arrow::compute::not(&hit)? } else { hit };
         Ok(Value::Array(Arc::new(r)))
-    });
+    })
+    .with_params(params);
     make_call(f, vec![x], DataType::Boolean, nullable)
 }
 
@@ -277,7 +348,9 @@ fn build_set(values: &ArrayRef, t: &DataType) -> Result<ValueSet> {
     let v = super::cast::cast_array(values, t)?;
     Ok(match key_kind(t) {
         0 => ValueSet::Signed(as_i64(&v)?.iter().flatten().collect()),
-        1 => ValueSet::Unsigned(arrow::compute::cast(&v, &DataType::UInt64)?.as_primitive::<UInt64Type>().iter().flatten().collect()),
+        1 => ValueSet::Unsigned(
+            arrow::compute::cast(&v, &DataType::UInt64)?.as_primitive::<UInt64Type>().iter().flatten().collect(),
+        ),
         2 => ValueSet::Float(super::cast::as_f64(&v)?.iter().flatten().map(|f| (f + 0.0).to_bits()).collect()),
         _ => {
             let s = super::cast::cast_array(&v, &DataType::Utf8)?;
@@ -289,7 +362,9 @@ fn build_set(values: &ArrayRef, t: &DataType) -> Result<ValueSet> {
 fn as_i64(a: &ArrayRef) -> Result<arrow::array::Int64Array> {
     Ok(match a.data_type() {
         DataType::Timestamp(..) => super::cast::timestamp_ticks(a)?,
-        DataType::Date32 => arrow::compute::cast(&arrow::compute::cast(a, &DataType::Int32)?, &DataType::Int64)?.as_primitive::<Int64Type>().clone(),
+        DataType::Date32 => arrow::compute::cast(&arrow::compute::cast(a, &DataType::Int32)?, &DataType::Int64)?
+            .as_primitive::<Int64Type>()
+            .clone(),
         _ => arrow::compute::cast(a, &DataType::Int64)?.as_primitive::<Int64Type>().clone(),
     })
 }

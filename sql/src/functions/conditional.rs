@@ -1,14 +1,13 @@
 //! Conditional functions: `if`, `multi_if`, `coalesce`, `if_null`, `null_if`, `is_null`, and the
 //! common-type rule CASE uses too.
 
-use std::sync::Arc;
-
-use arrow::array::Array;
 use arrow::compute::{is_not_null, kernels::zip::zip, nullif};
 use arrow::datatypes::DataType;
 
 use super::compare::{CmpOp, cmp_fn, coerce_pair, to_bool};
-use super::{BindFn, FnCtx, arg_error, arity, cast_to, common_numeric, is_numeric, is_string, make_call, type_name, value_type};
+use super::{
+    BindFn, FnCtx, arg_error, arity, cast_to, common_numeric, is_numeric, is_string, make_call, type_name, value_type,
+};
 use crate::error::Result;
 use crate::expr::{BExpr, ScalarFn, Value, is_null_fn};
 
@@ -39,7 +38,11 @@ pub fn common_type(types: &[DataType]) -> Option<DataType> {
             Some(DataType::Date32) if matches!(t, DataType::Timestamp(..)) => t,
             Some(DataType::Timestamp(u1, tz)) if matches!(t, DataType::Timestamp(..)) => {
                 let DataType::Timestamp(u2, _) = t else { return None };
-                let u = if crate::temporal::ticks_per_second(u1) >= crate::temporal::ticks_per_second(u2) { u1 } else { u2 };
+                let u = if crate::temporal::ticks_per_second(u1) >= crate::temporal::ticks_per_second(u2) {
+                    u1
+                } else {
+                    u2
+                };
                 DataType::Timestamp(u, tz)
             }
             Some(a) if a == DataType::Boolean && is_numeric(&t) => t,
@@ -54,7 +57,10 @@ pub fn common_type(types: &[DataType]) -> Option<DataType> {
 pub fn unify(ctx: &FnCtx<'_>, exprs: Vec<BExpr>) -> Result<(Vec<BExpr>, DataType)> {
     let types: Vec<DataType> = exprs.iter().map(BExpr::data_type).collect();
     let t = common_type(&types).ok_or_else(|| {
-        arg_error(ctx, format!("branches have no common type: {}", types.iter().map(type_name).collect::<Vec<_>>().join(", ")))
+        arg_error(
+            ctx,
+            format!("branches have no common type: {}", types.iter().map(type_name).collect::<Vec<_>>().join(", ")),
+        )
     })?;
     let t = if t == DataType::Null { DataType::Utf8 } else { t };
     let out = exprs.into_iter().map(|e| cast_to(e, &t)).collect::<Result<Vec<_>>>()?;
@@ -64,7 +70,7 @@ pub fn unify(ctx: &FnCtx<'_>, exprs: Vec<BExpr>) -> Result<(Vec<BExpr>, DataType
 /// `if(c, a, b)` and `multi_if(c1, v1, ..., else)` as a CASE.
 fn if_fn(ctx: &FnCtx<'_>, args: Vec<BExpr>) -> Result<BExpr> {
     arity(ctx, &args, 3, usize::MAX)?;
-    if args.len() % 2 == 0 {
+    if args.len().is_multiple_of(2) {
         return Err(arg_error(ctx, "expects an odd number of arguments: conditions, values, and an else value"));
     }
     let mut conds = Vec::new();
@@ -132,9 +138,4 @@ fn assume_not_null(ctx: &FnCtx<'_>, args: Vec<BExpr>) -> Result<BExpr> {
 fn is_null(ctx: &FnCtx<'_>, args: Vec<BExpr>) -> Result<BExpr> {
     arity(ctx, &args, 1, 1)?;
     make_call(is_null_fn(ctx.name == "is_not_null"), args, DataType::Boolean, false)
-}
-
-#[allow(dead_code)]
-fn _unused(a: Arc<dyn Array>) -> usize {
-    a.len()
 }

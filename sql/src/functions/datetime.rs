@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, Date32Array, Int64Array, PrimitiveArray, StringBuilder};
+use arrow::array::{ArrayRef, AsArray, Int64Array, PrimitiveArray, StringBuilder};
 use arrow::datatypes::{ArrowPrimitiveType, DataType, TimeUnit, UInt8Type, UInt16Type, UInt32Type};
 
 use super::cast::{timestamp_from_i64, timestamp_ticks};
@@ -302,9 +302,8 @@ fn date_diff(ctx: &FnCtx<'_>, args: Vec<BExpr>) -> Result<BExpr> {
                 None => {
                     let (y1, m1, _) = civil_from_days(nx.div_euclid(86_400_000_000_000) as i64);
                     let (y2, m2, _) = civil_from_days(ny.div_euclid(86_400_000_000_000) as i64);
-                    let months = (y2 * 12 + m2 as i64) - (y1 * 12 + m1 as i64);
                     let per = months_of(unit);
-                    (y2 * 12 + m2 as i64 - 1).div_euclid(per) - (y1 * 12 + m1 as i64 - 1).div_euclid(per) + 0 * months
+                    (y2 * 12 + m2 as i64 - 1).div_euclid(per) - (y1 * 12 + m1 as i64 - 1).div_euclid(per)
                 }
             }
         })?;
@@ -324,9 +323,9 @@ fn date_trunc(ctx: &FnCtx<'_>, args: Vec<BExpr>) -> Result<BExpr> {
     let ty = DataType::Timestamp(tu, tz.clone());
     let f = ScalarFn::new(format!("date_trunc_{unit:?}"), move |args, rows| {
         let r: Int64Array = match unit_secs(unit) {
-            Some(_) if unit == IntervalUnit::Week => map_ticks(&args[0], rows, |t| {
-                (trunc_days(local_days(t, tps, off), "week") * 86_400 - off) * tps
-            })?,
+            Some(_) if unit == IntervalUnit::Week => {
+                map_ticks(&args[0], rows, |t| (trunc_days(local_days(t, tps, off), "week") * 86_400 - off) * tps)?
+            }
             Some((num, den)) => {
                 let step = (num * tps / den).max(1);
                 let o = off * tps;
@@ -424,8 +423,20 @@ fn add_named(ctx: &FnCtx<'_>, args: Vec<BExpr>) -> Result<BExpr> {
     add_interval(ctx, t, n, unit, neg)
 }
 
-const MONTHS: [&str; 12] =
-    ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"];
+const MONTHS: [&str; 12] = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+];
 const DAYS: [&str; 7] = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"];
 
 /// `format_datetime(t, 'format')` with ClickHouse's `%` codes.
@@ -500,11 +511,6 @@ fn format_datetime(ctx: &FnCtx<'_>, args: Vec<BExpr>) -> Result<BExpr> {
         Ok(Value::Array(Arc::new(b.finish())))
     });
     make_call(f, vec![e], DataType::Utf8, nullable)
-}
-
-#[allow(dead_code)]
-fn date_array(v: Vec<i32>) -> Date32Array {
-    Date32Array::from(v)
 }
 
 impl From<std::convert::Infallible> for Error {

@@ -200,7 +200,11 @@ pub fn xx_hash64(s: &[u8]) -> u64 {
             v4 = xx_round(v4, fetch64(s, i + 24));
             i += 32;
         }
-        let h = v1.rotate_left(1).wrapping_add(v2.rotate_left(7)).wrapping_add(v3.rotate_left(12)).wrapping_add(v4.rotate_left(18));
+        let h = v1
+            .rotate_left(1)
+            .wrapping_add(v2.rotate_left(7))
+            .wrapping_add(v3.rotate_left(12))
+            .wrapping_add(v4.rotate_left(18));
         xx_merge(xx_merge(xx_merge(xx_merge(h, v1), v2), v3), v4)
     } else {
         P5

@@ -84,10 +84,12 @@ fn extract(ctx: &FnCtx<'_>, args: Vec<BExpr>) -> Result<BExpr> {
         let out: ArrayRef = match kind.as_str() {
             "json_extract_string" => Arc::new(
                 (0..a.len())
-                    .map(|i| a.is_valid(i).then(|| match get(i) {
-                        Some(Json::String(s)) => s,
-                        _ => String::new(),
-                    }))
+                    .map(|i| {
+                        a.is_valid(i).then(|| match get(i) {
+                            Some(Json::String(s)) => s,
+                            _ => String::new(),
+                        })
+                    })
                     .collect::<StringArray>(),
             ),
             "json_extract_raw" => Arc::new(
@@ -102,7 +104,9 @@ fn extract(ctx: &FnCtx<'_>, args: Vec<BExpr>) -> Result<BExpr> {
                             ("json_length", Some(Json::Array(v))) => v.len() as i64,
                             ("json_length", Some(Json::Object(m))) => m.len() as i64,
                             ("json_length", _) => 0,
-                            (_, Some(Json::Number(n))) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)).unwrap_or(0),
+                            (_, Some(Json::Number(n))) => {
+                                n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)).unwrap_or(0)
+                            }
                             (_, Some(Json::Bool(b))) => b as i64,
                             _ => 0,
                         })
@@ -113,13 +117,17 @@ fn extract(ctx: &FnCtx<'_>, args: Vec<BExpr>) -> Result<BExpr> {
             }
             "json_extract_float" => Arc::new(
                 (0..a.len())
-                    .map(|i| a.is_valid(i).then(|| match get(i) {
-                        Some(Json::Number(n)) => n.as_f64().unwrap_or(0.0),
-                        _ => 0.0,
-                    }))
+                    .map(|i| {
+                        a.is_valid(i).then(|| match get(i) {
+                            Some(Json::Number(n)) => n.as_f64().unwrap_or(0.0),
+                            _ => 0.0,
+                        })
+                    })
                     .collect::<Float64Array>(),
             ),
-            "json_has" => Arc::new((0..a.len()).map(|i| a.is_valid(i).then(|| get(i).is_some())).collect::<BooleanArray>()),
+            "json_has" => {
+                Arc::new((0..a.len()).map(|i| a.is_valid(i).then(|| get(i).is_some())).collect::<BooleanArray>())
+            }
             _ => Arc::new(
                 (0..a.len())
                     .map(|i| a.is_valid(i).then(|| matches!(get(i), Some(Json::Bool(true)))))
@@ -170,26 +178,27 @@ fn path_fn(ctx: &FnCtx<'_>, args: Vec<BExpr>) -> Result<BExpr> {
     let query = ctx.name == "json_query";
     let nullable = args[0].nullable();
     let doc = args.into_iter().next().ok_or_else(|| arg_error(ctx, "missing argument"))?;
-    let f = ScalarFn::new(format!("{}({text:?})", if query { "json_query" } else { "json_value" }), move |args, rows| {
-        let a = super::cast::cast_array(&args[0].clone().into_array(rows)?, &DataType::Utf8)?;
-        let a = a.as_string::<i32>();
-        let out: StringArray = a
-            .iter()
-            .map(|v| {
-                v.map(|s| {
-                    let doc: Option<Json> = serde_json::from_str(s).ok();
-                    let hit = doc.as_ref().and_then(|d| walk(d, &path));
-                    match (query, hit) {
-                        (true, Some(v)) => format!("[{v}]"),
-                        (false, Some(Json::String(s))) => s.clone(),
-                        (false, Some(v @ (Json::Number(_) | Json::Bool(_)))) => v.to_string(),
-                        _ => String::new(),
-                    }
+    let f =
+        ScalarFn::new(format!("{}({text:?})", if query { "json_query" } else { "json_value" }), move |args, rows| {
+            let a = super::cast::cast_array(&args[0].clone().into_array(rows)?, &DataType::Utf8)?;
+            let a = a.as_string::<i32>();
+            let out: StringArray = a
+                .iter()
+                .map(|v| {
+                    v.map(|s| {
+                        let doc: Option<Json> = serde_json::from_str(s).ok();
+                        let hit = doc.as_ref().and_then(|d| walk(d, &path));
+                        match (query, hit) {
+                            (true, Some(v)) => format!("[{v}]"),
+                            (false, Some(Json::String(s))) => s.clone(),
+                            (false, Some(v @ (Json::Number(_) | Json::Bool(_)))) => v.to_string(),
+                            _ => String::new(),
+                        }
+                    })
                 })
-            })
-            .collect();
-        Ok(Value::Array(Arc::new(out)))
-    });
+                .collect();
+            Ok(Value::Array(Arc::new(out)))
+        });
     make_call(f, vec![doc], DataType::Utf8, nullable)
 }
 

@@ -31,6 +31,9 @@ pub(crate) const FUNCTIONS: &[(&str, BindFn)] = &[
     ("cos", unary_math),
     ("tan", unary_math),
     ("sign", unary_math),
+    ("is_nan", is_nan),
+    ("is_finite", is_nan),
+    ("is_infinite", is_nan),
     ("floor", rounding),
     ("ceil", rounding),
     ("round", rounding),
@@ -82,11 +85,15 @@ pub fn arith(ctx: &FnCtx<'_>, op: ArithOp, l: BExpr, r: BExpr) -> Result<BExpr> 
     let (lt, rt) = (l.data_type(), r.data_type());
     let num = |t: &DataType| super::is_numeric(t) || value_type(t) == &DataType::Boolean;
     if !num(&lt) || !num(&rt) {
-        return Err(arg_error(
-            ctx,
-            format!("arithmetic needs numbers, got {} and {}", type_name(&lt), type_name(&rt)),
-        ));
+        return Err(arg_error(ctx, format!("arithmetic needs numbers, got {} and {}", type_name(&lt), type_name(&rt))));
     }
+    // A non-negative integer literal next to an unsigned operand counts as unsigned.
+    let unsigned_lit = |e: &BExpr| e.as_literal().and_then(|v| v.as_i64()).is_some_and(|v| v >= 0);
+    let (lt, rt) = match (value_type(&lt).is_unsigned_integer(), value_type(&rt).is_unsigned_integer()) {
+        (true, false) if unsigned_lit(&r) => (lt.clone(), DataType::UInt64),
+        (false, true) if unsigned_lit(&l) => (DataType::UInt64, rt.clone()),
+        _ => (lt, rt),
+    };
     let common = common_numeric(&lt, &rt);
     let t = match op {
         ArithOp::Divide => DataType::Float64,
@@ -94,7 +101,11 @@ pub fn arith(ctx: &FnCtx<'_>, op: ArithOp, l: BExpr, r: BExpr) -> Result<BExpr> 
         ArithOp::Minus if common.is_integer() => DataType::Int64,
         ArithOp::IntDiv | ArithOp::IntDivOrZero if !common.is_integer() => DataType::Float64,
         _ if common.is_integer() => {
-            if common.is_unsigned_integer() { DataType::UInt64 } else { DataType::Int64 }
+            if common.is_unsigned_integer() {
+                DataType::UInt64
+            } else {
+                DataType::Int64
+            }
         }
         _ => DataType::Float64,
     };
@@ -115,15 +126,11 @@ pub fn arith(ctx: &FnCtx<'_>, op: ArithOp, l: BExpr, r: BExpr) -> Result<BExpr> 
             ArithOp::IntDiv | ArithOp::IntDivOrZero => numeric::div(a, b),
         });
         let res = match (op, res) {
-            (ArithOp::IntDivOrZero, Err(arrow::error::ArrowError::DivideByZero)) => {
+            (ArithOp::IntDivOrZero, Err(Error::InvalidValue { message })) if message == "division by zero" => {
                 return int_div_or_zero(&args[0], &args[1]);
             }
             (_, r) => r,
-        }
-        .map_err(|e| match e {
-            arrow::error::ArrowError::DivideByZero => Error::InvalidValue { message: "division by zero".into() },
-            e => e.into(),
-        })?;
+        }?;
         if matches!(op, ArithOp::IntDiv | ArithOp::IntDivOrZero) && res.data_type() == &DataType::Float64 {
             return map_value(res, |a| {
                 let f = a.as_primitive::<Float64Type>();
@@ -144,7 +151,8 @@ fn int_div_or_zero(a: &Value, b: &Value) -> Result<Value> {
     let a = arrow::compute::cast(&a.clone().into_array(rows)?, &DataType::Int64)?;
     let b = arrow::compute::cast(&b.clone().into_array(rows)?, &DataType::Int64)?;
     let (a, b) = (a.as_primitive::<arrow::datatypes::Int64Type>(), b.as_primitive::<arrow::datatypes::Int64Type>());
-    let r: Int64Array = arrow::compute::kernels::arity::binary(a, b, |x, y| if y == 0 { 0 } else { x.wrapping_div(y) })?;
+    let r: Int64Array =
+        arrow::compute::kernels::arity::binary(a, b, |x, y| if y == 0 { 0 } else { x.wrapping_div(y) })?;
     let out = arrow::compute::cast(&(Arc::new(r) as ArrayRef), a.data_type())?;
     Ok(Value::Array(out))
 }
@@ -168,9 +176,7 @@ pub fn negate(e: BExpr) -> Result<BExpr> {
     let t = if t.is_unsigned_integer() || t == DataType::Boolean { DataType::Int64 } else { t };
     let e = cast_to(e, &t)?;
     let nullable = e.nullable();
-    let f = ScalarFn::new("negate", |args, _| {
-        map_value(args[0].clone(), |a| Ok(numeric::neg_wrapping(a)?))
-    });
+    let f = ScalarFn::new("negate", |args, _| map_value(args[0].clone(), |a| Ok(numeric::neg_wrapping(a)?)));
     make_call(f, vec![e], t, nullable)
 }
 
@@ -199,8 +205,10 @@ fn unary_math(ctx: &FnCtx<'_>, args: Vec<BExpr>) -> Result<BExpr> {
         let nullable = e.nullable();
         let f = ScalarFn::new("abs", |args, _| {
             map_value(args[0].clone(), |a| {
-                let r: Int64Array =
-                    arrow::compute::kernels::arity::unary(a.as_primitive::<arrow::datatypes::Int64Type>(), i64::wrapping_abs);
+                let r: Int64Array = arrow::compute::kernels::arity::unary(
+                    a.as_primitive::<arrow::datatypes::Int64Type>(),
+                    i64::wrapping_abs,
+                );
                 Ok(Arc::new(r))
             })
         });
@@ -217,7 +225,15 @@ fn unary_math(ctx: &FnCtx<'_>, args: Vec<BExpr>) -> Result<BExpr> {
         "sin" => f64::sin,
         "cos" => f64::cos,
         "tan" => f64::tan,
-        _ => |v: f64| if v > 0.0 { 1.0 } else if v < 0.0 { -1.0 } else { 0.0 },
+        _ => |v: f64| {
+            if v > 0.0 {
+                1.0
+            } else if v < 0.0 {
+                -1.0
+            } else {
+                0.0
+            }
+        },
     };
     unary_f64(ctx.name, e, op)
 }
@@ -226,7 +242,9 @@ fn rounding(ctx: &FnCtx<'_>, args: Vec<BExpr>) -> Result<BExpr> {
     arity(ctx, &args, 1, 2)?;
     want_numeric(ctx, &args, 0)?;
     let digits = match args.get(1) {
-        Some(_) => super::const_arg(ctx, &args, 1)?.as_i64().ok_or_else(|| arg_error(ctx, "digits must be an integer"))?,
+        Some(_) => {
+            super::const_arg(ctx, &args, 1)?.as_i64().ok_or_else(|| arg_error(ctx, "digits must be an integer"))?
+        }
         None => 0,
     };
     let e = args.into_iter().next().ok_or_else(|| arg_error(ctx, "missing argument"))?;
@@ -292,7 +310,11 @@ fn extreme(ctx: &FnCtx<'_>, args: Vec<BExpr>) -> Result<BExpr> {
         let mut acc = args[0].clone().into_array(rows)?;
         for a in &args[1..] {
             let b = a.clone().into_array(rows)?;
-            let pick_b = if greatest { arrow::compute::kernels::cmp::gt(&b, &acc)? } else { arrow::compute::kernels::cmp::lt(&b, &acc)? };
+            let pick_b = if greatest {
+                arrow::compute::kernels::cmp::gt(&b, &acc)?
+            } else {
+                arrow::compute::kernels::cmp::lt(&b, &acc)?
+            };
             acc = arrow::compute::kernels::zip::zip(&pick_b, &b, &acc)?;
         }
         Ok(Value::Array(acc))
@@ -304,4 +326,23 @@ fn constant(ctx: &FnCtx<'_>, args: Vec<BExpr>) -> Result<BExpr> {
     arity(ctx, &args, 0, 0)?;
     let v = if ctx.name == "pi" { std::f64::consts::PI } else { std::f64::consts::E };
     Ok(BExpr::lit(crate::scalar::ScalarValue::Float64(v)))
+}
+
+fn is_nan(ctx: &FnCtx<'_>, args: Vec<BExpr>) -> Result<BExpr> {
+    arity(ctx, &args, 1, 1)?;
+    want_numeric(ctx, &args, 0)?;
+    let nullable = args[0].nullable();
+    let e = cast_to(args.into_iter().next().ok_or_else(|| arg_error(ctx, "missing argument"))?, &DataType::Float64)?;
+    let kind = ctx.name.to_string();
+    let f = ScalarFn::new(kind.clone(), move |args, rows| {
+        let a = args[0].clone().into_array(rows)?;
+        let test: fn(f64) -> bool = match kind.as_str() {
+            "is_nan" => f64::is_nan,
+            "is_finite" => f64::is_finite,
+            _ => f64::is_infinite,
+        };
+        let r: arrow::array::BooleanArray = a.as_primitive::<Float64Type>().iter().map(|v| v.map(test)).collect();
+        Ok(Value::Array(Arc::new(r)))
+    });
+    make_call(f, vec![e], DataType::Boolean, nullable)
 }

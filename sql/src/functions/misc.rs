@@ -52,9 +52,11 @@ fn readable(ctx: &FnCtx<'_>, args: Vec<BExpr>) -> Result<BExpr> {
             .iter()
             .map(|v| {
                 v.map(|v| match kind.as_str() {
-                    "format_readable_size" => {
-                        readable_size(v, 1024.0, &[" B", " KiB", " MiB", " GiB", " TiB", " PiB", " EiB", " ZiB", " YiB"])
-                    }
+                    "format_readable_size" => readable_size(
+                        v,
+                        1024.0,
+                        &[" B", " KiB", " MiB", " GiB", " TiB", " PiB", " EiB", " ZiB", " YiB"],
+                    ),
                     "format_readable_decimal_size" => {
                         readable_size(v, 1000.0, &[" B", " KB", " MB", " GB", " TB", " PB", " EB", " ZB", " YB"])
                     }
@@ -92,5 +94,12 @@ fn rand(ctx: &FnCtx<'_>, args: Vec<BExpr>) -> Result<BExpr> {
 
 fn version(ctx: &FnCtx<'_>, args: Vec<BExpr>) -> Result<BExpr> {
     arity(ctx, &args, 0, 0)?;
-    make_call(ScalarFn::new("version", |_, _| Ok(Value::Scalar(ScalarValue::Utf8(env!("CARGO_PKG_VERSION").into()).to_array()))), vec![], DataType::Utf8, false)
+    make_call(
+        ScalarFn::new("version", |_, _| {
+            Ok(Value::Scalar(ScalarValue::Utf8(env!("CARGO_PKG_VERSION").into()).to_array()))
+        }),
+        vec![],
+        DataType::Utf8,
+        false,
+    )
 }

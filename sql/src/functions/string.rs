@@ -87,7 +87,8 @@ fn length(ctx: &FnCtx<'_>, args: Vec<BExpr>) -> Result<BExpr> {
     let f = ScalarFn::new(ctx.name.to_string(), move |args, rows| {
         let a = strings(&args[0], rows)?;
         let a = a.as_string::<i32>();
-        let r: UInt64Array = a.iter().map(|v| v.map(|s| if chars { s.chars().count() } else { s.len() } as u64)).collect();
+        let r: UInt64Array =
+            a.iter().map(|v| v.map(|s| if chars { s.chars().count() } else { s.len() } as u64)).collect();
         Ok(Value::Array(Arc::new(r)))
     });
     make_call(f, args, DataType::UInt64, nullable)
@@ -166,7 +167,13 @@ fn substring(ctx: &FnCtx<'_>, args: Vec<BExpr>) -> Result<BExpr> {
             let v = s.value(i);
             let n = v.chars().count() as i64;
             let o = off.value(i);
-            let start = if o > 0 { o - 1 } else if o < 0 { (n + o).max(0) } else { n };
+            let start = if o > 0 {
+                o - 1
+            } else if o < 0 {
+                (n + o).max(0)
+            } else {
+                n
+            };
             let count = match len {
                 Some(l) => {
                     let l = l.value(i);
@@ -225,7 +232,8 @@ fn regex_replacement(r: &str) -> String {
 }
 
 fn compile(ctx: &FnCtx<'_>, pattern: &str) -> Result<Regex> {
-    Regex::new(pattern).map_err(|e| Error::InvalidValue { message: format!("{}: invalid regular expression: {e}", ctx.name) })
+    Regex::new(pattern)
+        .map_err(|e| Error::InvalidValue { message: format!("{}: invalid regular expression: {e}", ctx.name) })
 }
 
 fn replace(ctx: &FnCtx<'_>, args: Vec<BExpr>) -> Result<BExpr> {
@@ -381,7 +389,9 @@ fn repeat(ctx: &FnCtx<'_>, args: Vec<BExpr>) -> Result<BExpr> {
     }
     let nullable = args[0].nullable();
     let (s, _) = first(ctx, args)?;
-    let f = ScalarFn::new(format!("repeat_{n}"), move |args, rows| map_str(args, rows, |s, out| out.push_str(&s.repeat(n as usize))));
+    let f = ScalarFn::new(format!("repeat_{n}"), move |args, rows| {
+        map_str(args, rows, |s, out| out.push_str(&s.repeat(n as usize)))
+    });
     make_call(f, vec![s], DataType::Utf8, nullable)
 }
 

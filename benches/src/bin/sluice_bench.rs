@@ -1,0 +1,493 @@
+//! `sluice-bench`: sluice measured the way `../shared/bench/peers.py` measures DuckDB and chDB,
+//! speaking its external-engine contract:
+//!
+//! ```text
+//! sluice-bench --parquet FILE --rows N --stream-rows S --batch-rows B --reps R --warmup W
+//!              --queries QUERIES.json --workdir DIR --out RESULT.json [--durability fsync|os|none]
+//! ```
+//!
+//! Phases, in peers.py's order: (b) streaming ingest of the first S rows in B-row appends,
+//! each acknowledged per the durability mode, on a fresh database, for durability `fsync` and
+//! `os`; (a) bulk ingest of the whole table from Arrow (in memory) and from the Parquet file,
+//! `--ingest-reps` times each, `finalize_seconds` = the flush that makes the data fully
+//! columnar (it is durable and queryable at acknowledgement already); (d) storage bytes;
+//! (c) Q1..Q10 and Q8a with warmup and reps. Progress goes to stderr, the result JSON to
+//! `--out`, and a table to stdout.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use clap::Parser;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use serde_json::{Value, json};
+use sluice::arrow::array::{Array, AsArray, RecordBatch};
+use sluice::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use sluice::{Database, Durability, Options, StreamDef};
+
+#[derive(Parser, Debug)]
+#[command(name = "sluice-bench", about = "sluice side by side with DuckDB and chDB (peers.py contract)")]
+struct Args {
+    /// The event table (peers.py writes it).
+    #[arg(long)]
+    parquet: PathBuf,
+    /// Rows in the table (checked).
+    #[arg(long)]
+    rows: u64,
+    /// Rows of the streaming-ingest phase.
+    #[arg(long, default_value_t = 1_000_000)]
+    stream_rows: u64,
+    /// Rows per streaming append.
+    #[arg(long, default_value_t = 1000)]
+    batch_rows: usize,
+    /// Timed runs per query.
+    #[arg(long, default_value_t = 5)]
+    reps: usize,
+    /// Untimed runs per query.
+    #[arg(long, default_value_t = 1)]
+    warmup: usize,
+    /// Bulk loads per source.
+    #[arg(long, default_value_t = 3)]
+    ingest_reps: usize,
+    /// queries.json written by peers.py (titles; sluice runs its own SQL for each).
+    #[arg(long)]
+    queries: Option<PathBuf>,
+    /// Where databases go.
+    #[arg(long)]
+    workdir: PathBuf,
+    /// Result JSON.
+    #[arg(long)]
+    out: PathBuf,
+    /// Durability of the bulk phases and queries' database (the streaming phase runs both
+    /// fsync and os).
+    #[arg(long, default_value = "fsync")]
+    durability: String,
+}
+
+fn log(msg: &str) {
+    eprintln!("[sluice-bench] {msg}");
+}
+
+fn main() {
+    if let Err(e) = run(Args::parse()) {
+        eprintln!("sluice-bench: {e}");
+        std::process::exit(1);
+    }
+}
+
+type BoxError = Box<dyn std::error::Error>;
+
+fn run(args: Args) -> Result<(), BoxError> {
+    let durability: Durability = args.durability.parse().map_err(|e| format!("--durability: {e}"))?;
+    std::fs::create_dir_all(&args.workdir)?;
+    let t = Instant::now();
+    let batches = read_parquet(&args.parquet)?;
+    let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
+    log(&format!("read {rows} rows from {} in {:.2} s", args.parquet.display(), t.elapsed().as_secs_f64()));
+    if rows != args.rows {
+        log(&format!("warning: --rows {} but the file has {rows} rows", args.rows));
+    }
+    let mut res = json!({
+        "engine": "sluice",
+        "version": env!("CARGO_PKG_VERSION"),
+        "rows": rows,
+        "settings": {"durability": durability.to_string(), "threads": 2, "shards": 1},
+        "machine": machine(),
+        "bulk_ingest": [],
+        "stream_ingest": [],
+        "queries": {},
+    });
+
+    // (b) streaming ingest.
+    let stream_rows = args.stream_rows.min(rows);
+    for d in [Durability::Fsync, Durability::Os] {
+        let entry = stream_phase(&args, &batches, stream_rows, d)?;
+        res["stream_ingest"].as_array_mut().expect("array").push(entry);
+    }
+
+    // (a) bulk ingest, Arrow then Parquet; the last Parquet load stays for (d) and (c).
+    let mut last: Option<(Database, PathBuf)> = None;
+    for source in ["arrow", "parquet"] {
+        let mut entry = json!({"source": source, "rows": rows, "seconds": [], "finalize_seconds": [],
+                               "storage_bytes": [], "parts": []});
+        for rep in 0..args.ingest_reps.max(1) {
+            if let Some((db, _)) = last.take() {
+                db.close()?;
+            }
+            let dir = fresh_dir(&args.workdir, &format!("bulk-{source}-{rep}"))?;
+            let db = open(&dir, durability)?;
+            let t0 = Instant::now();
+            match source {
+                "arrow" => {
+                    for b in &batches {
+                        db.append("events", b)?;
+                    }
+                }
+                _ => {
+                    for b in read_parquet(&args.parquet)? {
+                        db.append("events", &b)?;
+                    }
+                }
+            }
+            let seconds = t0.elapsed().as_secs_f64();
+            let t1 = Instant::now();
+            db.flush("events")?;
+            let fin = t1.elapsed().as_secs_f64();
+            let count = db.snapshot("events")?.rows();
+            if count != rows {
+                return Err(format!("bulk {source}: {count} rows stored, expected {rows}").into());
+            }
+            let bytes = dir_bytes(&dir);
+            log(&format!(
+                "bulk {source} rep {rep}: {seconds:.2} s ({:.2} M rows/s), finalize {fin:.2} s, {:.1} MB",
+                rows as f64 / seconds / 1e6,
+                bytes as f64 / 1e6
+            ));
+            entry["seconds"].as_array_mut().expect("array").push(json!(seconds));
+            entry["finalize_seconds"].as_array_mut().expect("array").push(json!(fin));
+            entry["storage_bytes"].as_array_mut().expect("array").push(json!(bytes));
+            entry["parts"].as_array_mut().expect("array").push(json!(parts(&db)?));
+            last = Some((db, dir));
+        }
+        res["bulk_ingest"].as_array_mut().expect("array").push(entry);
+    }
+    let (db, dir) = last.ok_or("no bulk load ran")?;
+    db.compact("events")?;
+
+    // (d) storage.
+    let bytes = dir_bytes(&dir);
+    res["storage"] = json!({"bytes": bytes, "detail": {"bytes_per_row": bytes as f64 / rows.max(1) as f64,
+                                                       "parts": parts(&db)?}});
+    log(&format!("storage: {:.1} MB ({:.2} bytes/row)", bytes as f64 / 1e6, bytes as f64 / rows.max(1) as f64));
+
+    // (c) queries.
+    let titles = read_titles(args.queries.as_deref());
+    for (qid, sql) in queries(rows) {
+        let entry = query_phase(&db, &sql, &args);
+        match entry.get("times_ms").and_then(|t| t.as_array()).filter(|t| !t.is_empty()) {
+            Some(t) => {
+                let mut v: Vec<f64> = t.iter().filter_map(|x| x.as_f64()).collect();
+                v.sort_by(|a, b| a.total_cmp(b));
+                log(&format!("{qid}: median {:.2} ms", v[v.len() / 2]));
+            }
+            None => log(&format!("{qid}: {}", entry.get("error").and_then(|e| e.as_str()).unwrap_or("no runs"))),
+        }
+        let mut entry = entry;
+        if let Some(title) = titles.get(qid) {
+            entry["title"] = json!(title);
+        }
+        res["queries"][qid] = entry;
+    }
+    db.close()?;
+    std::fs::write(&args.out, serde_json::to_vec_pretty(&res)?)?;
+    print_table(&res);
+    Ok(())
+}
+
+fn machine() -> Value {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_default();
+    json!({"nproc": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1), "cpu_model": cpu})
+}
+
+fn read_parquet(path: &Path) -> Result<Vec<RecordBatch>, BoxError> {
+    let f = std::fs::File::open(path)?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(f)?.with_batch_size(1 << 20).build()?;
+    Ok(reader.collect::<Result<Vec<_>, _>>()?)
+}
+
+fn fresh_dir(base: &Path, name: &str) -> Result<PathBuf, BoxError> {
+    let d = base.join(name);
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d)?;
+    Ok(d)
+}
+
+fn open(dir: &Path, durability: Durability) -> Result<Database, BoxError> {
+    let db = Database::open(dir, Options::default())?;
+    // event_type and url are low-cardinality strings (8 and 1,000 values): stored and read as
+    // dictionaries, as ClickHouse's LowCardinality(String).
+    let base = sluice_benches::event_schema();
+    let fields: Vec<Field> = base
+        .fields()
+        .iter()
+        .map(|f| match f.name().as_str() {
+            "event_type" | "url" => Field::new(
+                f.name(),
+                DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
+                f.is_nullable(),
+            ),
+            _ => f.as_ref().clone(),
+        })
+        .collect();
+    let schema = Schema::new(fields);
+    let mut def = StreamDef::from_schema("events", &schema).sort_key(&["ts"]);
+    def.settings.durability = durability;
+    def.settings.event_time_column = Some("ts".into());
+    db.create_stream(def)?;
+    Ok(db)
+}
+
+fn parts(db: &Database) -> Result<usize, BoxError> {
+    let snap = db.snapshot("events")?;
+    let mut ids = std::collections::HashSet::new();
+    for u in snap.units(&sluice::Predicate::all()) {
+        if let sluice::ScanUnit::Part { part, .. } = u {
+            ids.insert(part.id());
+        }
+    }
+    Ok(ids.len())
+}
+
+fn dir_bytes(p: &Path) -> u64 {
+    let mut n = 0;
+    for e in std::fs::read_dir(p).into_iter().flatten().flatten() {
+        match e.metadata() {
+            Ok(m) if m.is_dir() => n += dir_bytes(&e.path()),
+            Ok(m) => n += m.len(),
+            Err(_) => {}
+        }
+    }
+    n
+}
+
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let k = (sorted.len() - 1) as f64 * q;
+    let (lo, hi) = (k.floor() as usize, k.ceil() as usize);
+    sorted[lo] + (sorted[hi] - sorted[lo]) * (k - lo as f64)
+}
+
+fn stream_phase(args: &Args, batches: &[RecordBatch], n: u64, d: Durability) -> Result<Value, BoxError> {
+    let dir = fresh_dir(&args.workdir, &format!("stream-{d}"))?;
+    let db = open(&dir, d)?;
+    let mut pieces = Vec::new();
+    let mut left = n as usize;
+    'outer: for b in batches {
+        let mut off = 0;
+        while off < b.num_rows() {
+            if left == 0 {
+                break 'outer;
+            }
+            let len = args.batch_rows.min(b.num_rows() - off).min(left);
+            pieces.push(b.slice(off, len));
+            off += len;
+            left -= len;
+        }
+    }
+    let mut lat = Vec::with_capacity(pieces.len());
+    let t0 = Instant::now();
+    for p in &pieces {
+        let b0 = Instant::now();
+        db.append("events", p)?;
+        lat.push(b0.elapsed().as_secs_f64() * 1e3);
+    }
+    let seconds = t0.elapsed().as_secs_f64();
+    let t1 = Instant::now();
+    db.flush("events")?;
+    let settle = t1.elapsed().as_secs_f64();
+    let count = db.snapshot("events")?.rows();
+    if count != n {
+        return Err(format!("stream {d}: {count} rows stored, expected {n}").into());
+    }
+    let bytes = dir_bytes(&dir);
+    let tenth = (lat.len() / 10).max(1);
+    let by_tenth: Vec<f64> = lat
+        .chunks(tenth)
+        .map(|c| {
+            let mut c = c.to_vec();
+            c.sort_by(|a, b| a.total_cmp(b));
+            percentile(&c, 0.5)
+        })
+        .collect();
+    let mut sorted = lat.clone();
+    sorted.sort_by(|a, b| a.total_cmp(b));
+    log(&format!(
+        "stream append_{d}: {:.0} rows/s, p50 {:.3} ms, p99 {:.3} ms per {}-row batch",
+        n as f64 / seconds,
+        percentile(&sorted, 0.5),
+        percentile(&sorted, 0.99),
+        args.batch_rows
+    ));
+    let entry = json!({
+        "method": format!("append_{d}"), "rows": n, "batch_rows": args.batch_rows, "batches": pieces.len(),
+        "seconds": seconds, "durability": d.to_string(),
+        "batch_ms": {"p50": percentile(&sorted, 0.5), "p99": percentile(&sorted, 0.99),
+                     "max": sorted.last().copied().unwrap_or(f64::NAN)},
+        "batch_ms_p50_by_tenth": by_tenth, "settle_seconds": settle, "parts": parts(&db)?,
+        "storage_bytes": bytes,
+    });
+    db.close()?;
+    Ok(entry)
+}
+
+/// sluice's SQL for peers.py's questions (historical queries: `table(events)`).
+fn queries(rows: u64) -> Vec<(&'static str, String)> {
+    let point = (rows - 1).min(rows * 7 / 10 + 7);
+    vec![
+        ("Q1", "SELECT count(*) FROM table(events)".into()),
+        ("Q2", "SELECT count(*) FROM table(events) WHERE event_type = 'click'".into()),
+        (
+            "Q3",
+            "SELECT event_type, count(*) AS n, sum(value) AS total, avg(value) AS mean FROM table(events) \
+             GROUP BY event_type ORDER BY event_type"
+                .into(),
+        ),
+        (
+            "Q4",
+            "SELECT user_id, count(*) AS n FROM table(events) GROUP BY user_id ORDER BY n DESC, user_id LIMIT 10"
+                .into(),
+        ),
+        (
+            "Q5",
+            "SELECT to_start_of_minute(ts) AS minute, count(*) AS n FROM table(events) GROUP BY minute ORDER BY minute"
+                .into(),
+        ),
+        ("Q6", "SELECT count(DISTINCT user_id) FROM table(events)".into()),
+        (
+            "Q7",
+            "SELECT count(*) AS n, avg(value) AS mean FROM table(events) \
+             WHERE ts >= '2024-01-01 12:00:00' AND ts < '2024-01-01 12:14:24'"
+                .into(),
+        ),
+        (
+            "Q8",
+            "SELECT event_type, quantile_exact_inclusive(0.5)(value) AS p50, \
+             quantile_exact_inclusive(0.99)(value) AS p99 FROM table(events) GROUP BY event_type ORDER BY event_type"
+                .into(),
+        ),
+        (
+            "Q8a",
+            "SELECT event_type, quantile(0.5)(value) AS p50, quantile(0.99)(value) AS p99 FROM table(events) \
+             GROUP BY event_type ORDER BY event_type"
+                .into(),
+        ),
+        (
+            "Q9",
+            "SELECT url, sum(value) AS total FROM table(events) WHERE event_type = 'purchase' \
+             GROUP BY url ORDER BY total DESC, url LIMIT 10"
+                .into(),
+        ),
+        ("Q10", format!("SELECT * FROM table(events) WHERE id = {point}")),
+    ]
+}
+
+fn read_titles(path: Option<&Path>) -> BTreeMap<String, String> {
+    let Some(p) = path else { return BTreeMap::new() };
+    let Ok(text) = std::fs::read_to_string(p) else { return BTreeMap::new() };
+    let Ok(v) = serde_json::from_str::<Value>(&text) else { return BTreeMap::new() };
+    v.as_object()
+        .map(|o| o.iter().filter_map(|(k, q)| Some((k.clone(), q.get("title")?.as_str()?.to_string()))).collect())
+        .unwrap_or_default()
+}
+
+fn query_phase(db: &Database, sql: &str, args: &Args) -> Value {
+    let mut times = Vec::new();
+    let mut last = None;
+    let run = || -> Result<Vec<RecordBatch>, sluice::Error> { db.query(sql)?.collect() };
+    for _ in 0..args.warmup {
+        match run() {
+            Ok(r) => last = Some(r),
+            Err(e) => return json!({"sql": sql, "times_ms": [], "error": e.to_string()}),
+        }
+    }
+    for _ in 0..args.reps {
+        let t0 = Instant::now();
+        match run() {
+            Ok(r) => {
+                times.push(t0.elapsed().as_secs_f64() * 1e3);
+                last = Some(r);
+            }
+            Err(e) => return json!({"sql": sql, "times_ms": times, "error": e.to_string()}),
+        }
+    }
+    json!({"sql": sql, "times_ms": times, "result": last.map(|b| rows_json(&b)).unwrap_or_default()})
+}
+
+/// Result rows as JSON, timestamps as epoch seconds (peers.py's normal form).
+fn rows_json(batches: &[RecordBatch]) -> Vec<Vec<Value>> {
+    let mut out = Vec::new();
+    for b in batches {
+        for r in 0..b.num_rows() {
+            out.push(b.columns().iter().map(|c| cell(c, r)).collect());
+        }
+    }
+    out
+}
+
+fn cell(c: &Arc<dyn Array>, r: usize) -> Value {
+    use sluice::arrow::datatypes as t;
+    if c.is_null(r) {
+        return Value::Null;
+    }
+    match c.data_type() {
+        DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 => {
+            let v = sluice::arrow::compute::cast(&c.slice(r, 1), &DataType::Int64).ok();
+            v.map(|a| json!(a.as_primitive::<t::Int64Type>().value(0))).unwrap_or(Value::Null)
+        }
+        DataType::UInt8 | DataType::UInt16 | DataType::UInt32 | DataType::UInt64 => {
+            let v = sluice::arrow::compute::cast(&c.slice(r, 1), &DataType::UInt64).ok();
+            v.map(|a| json!(a.as_primitive::<t::UInt64Type>().value(0))).unwrap_or(Value::Null)
+        }
+        DataType::Float32 | DataType::Float64 | DataType::Decimal128(..) => {
+            let v = sluice::arrow::compute::cast(&c.slice(r, 1), &DataType::Float64).ok();
+            v.map(|a| json!(a.as_primitive::<t::Float64Type>().value(0))).unwrap_or(Value::Null)
+        }
+        DataType::Timestamp(unit, _) => {
+            let v = sluice::arrow::compute::cast(&c.slice(r, 1), &DataType::Int64).ok();
+            let div = match unit {
+                TimeUnit::Second => 1.0,
+                TimeUnit::Millisecond => 1e3,
+                TimeUnit::Microsecond => 1e6,
+                TimeUnit::Nanosecond => 1e9,
+            };
+            v.map(|a| json!(a.as_primitive::<t::Int64Type>().value(0) as f64 / div)).unwrap_or(Value::Null)
+        }
+        DataType::Boolean => json!(c.as_boolean().value(r)),
+        _ => sluice::text::format_value(c, r).map(Value::String).unwrap_or(Value::Null),
+    }
+}
+
+fn print_table(res: &Value) {
+    println!("\nsluice ({} rows, durability {})", res["rows"], res["settings"]["durability"]);
+    for s in res["stream_ingest"].as_array().into_iter().flatten() {
+        let rate = s["rows"].as_f64().unwrap_or(0.0) / s["seconds"].as_f64().unwrap_or(1.0);
+        println!(
+            "  stream {:<14} {:>12.0} rows/s   p50 {:.3} ms  p99 {:.3} ms",
+            s["method"].as_str().unwrap_or(""),
+            rate,
+            s["batch_ms"]["p50"].as_f64().unwrap_or(f64::NAN),
+            s["batch_ms"]["p99"].as_f64().unwrap_or(f64::NAN)
+        );
+    }
+    for b in res["bulk_ingest"].as_array().into_iter().flatten() {
+        let mut secs: Vec<f64> = b["seconds"].as_array().into_iter().flatten().filter_map(|v| v.as_f64()).collect();
+        secs.sort_by(|a, b| a.total_cmp(b));
+        let med = secs.get(secs.len() / 2).copied().unwrap_or(f64::NAN);
+        println!(
+            "  bulk {:<16} {:>12.2} M rows/s",
+            b["source"].as_str().unwrap_or(""),
+            b["rows"].as_f64().unwrap_or(0.0) / med / 1e6
+        );
+    }
+    println!("  storage {:>20} bytes", res["storage"]["bytes"]);
+    if let Some(q) = res["queries"].as_object() {
+        for (id, e) in q {
+            let mut t: Vec<f64> = e["times_ms"].as_array().into_iter().flatten().filter_map(|v| v.as_f64()).collect();
+            t.sort_by(|a, b| a.total_cmp(b));
+            match t.get(t.len() / 2) {
+                Some(m) => println!("  {id:<4} {m:>10.2} ms"),
+                None => println!("  {id:<4} error: {}", e["error"].as_str().unwrap_or("?")),
+            }
+        }
+    }
+}

@@ -1,0 +1,355 @@
+//! SQL on a [`Database`]: `execute` runs statements (DDL, INSERT, SHOW, DESCRIBE, SELECT) and
+//! `query` runs one SELECT, returning Arrow batches. Parsing, planning and execution are
+//! `sluice-sql`'s; this module maps statements onto the engine.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use arrow::array::{ArrayRef, RecordBatch, StringArray};
+use arrow::compute::concat_batches;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use sluice_sql::sqlparser::ast::{Query, SetExpr, TableFactor, TableWithJoins};
+use sluice_sql::{InsertSource, ObjectKind, SluiceQuery, Statement};
+
+use crate::database::Database;
+use crate::ddl;
+use crate::sql_catalog::EngineCatalog;
+use crate::stream_def::TP_TIME;
+use crate::{Error, Result};
+
+/// Batches of a query result.
+pub type RowIter = Box<dyn Iterator<Item = Result<RecordBatch>> + Send>;
+
+/// The rows a statement returned.
+pub struct QueryResult {
+    schema: SchemaRef,
+    rows: RowIter,
+    cancel: Arc<AtomicBool>,
+    cancelled_reported: bool,
+}
+
+impl std::fmt::Debug for QueryResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueryResult").field("schema", &self.schema).finish_non_exhaustive()
+    }
+}
+
+impl QueryResult {
+    fn from_batch(batch: RecordBatch) -> Self {
+        Self {
+            schema: batch.schema(),
+            rows: Box::new(std::iter::once(Ok(batch))),
+            cancel: Arc::new(AtomicBool::new(false)),
+            cancelled_reported: false,
+        }
+    }
+
+    /// The schema of the rows.
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    /// A flag that cancels the query (from any thread) when set.
+    pub fn cancel_flag(&self) -> Arc<AtomicBool> {
+        self.cancel.clone()
+    }
+
+    /// Reads every batch.
+    pub fn collect(self) -> Result<Vec<RecordBatch>> {
+        Iterator::collect(self)
+    }
+
+    /// Reads everything into one batch.
+    pub fn concat(self) -> Result<RecordBatch> {
+        let schema = self.schema.clone();
+        let batches = self.collect()?;
+        Ok(concat_batches(&schema, &batches)?)
+    }
+}
+
+impl Iterator for QueryResult {
+    type Item = Result<RecordBatch>;
+    /// The next batch; after a cancel, one `Err(Cancelled)` and then the end.
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.cancel.load(Ordering::Acquire) {
+            if self.cancelled_reported {
+                return None;
+            }
+            self.cancelled_reported = true;
+            return Some(Err(Error::Sql(sluice_sql::Error::Cancelled)));
+        }
+        self.rows.next()
+    }
+}
+
+/// What one statement did.
+#[derive(Debug)]
+pub enum Output {
+    /// A statement without rows: its command tag (`CREATE STREAM`, `INSERT 0 3`, ...) and
+    /// notices for the client.
+    Command {
+        /// The tag.
+        tag: String,
+        /// Notices (settings without effect, ...).
+        notices: Vec<String>,
+    },
+    /// Rows.
+    Rows(QueryResult),
+}
+
+impl Database {
+    /// Runs every statement of `sql` in order; stops at the first error.
+    pub fn execute(&self, sql: &str) -> Result<Vec<Output>> {
+        let statements = sluice_sql::parse(sql)?;
+        statements.into_iter().map(|s| self.execute_statement(s)).collect()
+    }
+
+    /// Runs one query that returns rows (SELECT, SHOW, DESCRIBE, EXPLAIN).
+    pub fn query(&self, sql: &str) -> Result<QueryResult> {
+        let mut statements = sluice_sql::parse(sql)?;
+        if statements.len() != 1 {
+            return Err(Error::InvalidDefinition(format!("query() takes one statement, got {}", statements.len())));
+        }
+        match self.execute_statement(statements.remove(0))? {
+            Output::Rows(r) => Ok(r),
+            Output::Command { tag, .. } => Err(Error::InvalidDefinition(format!("'{tag}' returns no rows"))),
+        }
+    }
+
+    /// Runs one parsed statement.
+    pub fn execute_statement(&self, stmt: Statement) -> Result<Output> {
+        let done = |tag: &str| Ok(Output::Command { tag: tag.to_string(), notices: vec![] });
+        match stmt {
+            Statement::CreateStream(cs) => {
+                let (def, notices) = ddl::stream_def(&cs)?;
+                if cs.if_not_exists {
+                    self.create_stream_if_not_exists(def)?;
+                } else {
+                    self.create_stream(def)?;
+                }
+                Ok(Output::Command { tag: "CREATE STREAM".into(), notices })
+            }
+            Statement::Drop { kind, name, if_exists } => {
+                let name = ddl::name_of(&name)?;
+                match kind {
+                    ObjectKind::Stream => {
+                        if if_exists {
+                            self.drop_stream_if_exists(&name)?;
+                        } else {
+                            self.drop_stream(&name)?;
+                        }
+                        done("DROP STREAM")
+                    }
+                    other => Err(Error::NotSupported(format!("DROP {other:?} (views arrive with issue D)"))),
+                }
+            }
+            Statement::ShowStreams { like } => {
+                let names: Vec<String> = self
+                    .streams()
+                    .iter()
+                    .map(|d| d.name.clone())
+                    .filter(|n| like.as_deref().is_none_or(|p| like_match(p, n)))
+                    .collect();
+                let schema = Arc::new(Schema::new(vec![Field::new("name", DataType::Utf8, false)]));
+                let batch = RecordBatch::try_new(schema, vec![Arc::new(StringArray::from(names)) as ArrayRef])?;
+                Ok(Output::Rows(QueryResult::from_batch(batch)))
+            }
+            Statement::Describe { name } => {
+                let def = self.stream_def(&ddl::name_of(&name)?)?;
+                Ok(Output::Rows(QueryResult::from_batch(ddl::describe(&def)?)))
+            }
+            Statement::ShowCreate { name, .. } => {
+                let def = self.stream_def(&ddl::name_of(&name)?)?;
+                let schema = Arc::new(Schema::new(vec![Field::new("statement", DataType::Utf8, false)]));
+                let text = ddl::show_create(&def);
+                let batch = RecordBatch::try_new(schema, vec![Arc::new(StringArray::from(vec![text])) as ArrayRef])?;
+                Ok(Output::Rows(QueryResult::from_batch(batch)))
+            }
+            Statement::Insert(ins) => {
+                let stream = ddl::name_of(&ins.stream)?;
+                let def = self.stream_def(&stream)?;
+                let columns: Vec<String> = if ins.columns.is_empty() {
+                    def.columns.iter().map(|c| c.field.name().clone()).filter(|n| n != TP_TIME).collect()
+                } else {
+                    ins.columns.iter().map(|c| c.value.clone()).collect()
+                };
+                let schema = def.schema();
+                let batch = match &ins.source {
+                    InsertSource::Values(rows) => crate::sql_bridge::values_to_batch(rows, &schema, &columns)?,
+                    InsertSource::Query(q) => {
+                        let result = self.run_query(q)?;
+                        let out = result.concat()?;
+                        if out.num_columns() != columns.len() {
+                            return Err(Error::InvalidData {
+                                stream: stream.clone(),
+                                column: None,
+                                reason: format!(
+                                    "the query returns {} columns for {} target columns",
+                                    out.num_columns(),
+                                    columns.len()
+                                ),
+                            });
+                        }
+                        let fields: Vec<Field> = columns
+                            .iter()
+                            .zip(out.schema().fields())
+                            .map(|(n, f)| Field::new(n, f.data_type().clone(), true))
+                            .collect();
+                        RecordBatch::try_new(Arc::new(Schema::new(fields)), out.columns().to_vec())?
+                    }
+                };
+                let r = self.append(&stream, &batch)?;
+                done(&format!("INSERT 0 {}", r.rows))
+            }
+            Statement::Query(q) => Ok(Output::Rows(self.run_query(&q)?)),
+            Statement::Explain { statement, .. } => match *statement {
+                Statement::Query(q) => {
+                    let text = self.explain(&q)?;
+                    let schema = Arc::new(Schema::new(vec![Field::new("explain", DataType::Utf8, false)]));
+                    let lines: Vec<String> = text.lines().map(str::to_string).collect();
+                    let batch = RecordBatch::try_new(schema, vec![Arc::new(StringArray::from(lines)) as ArrayRef])?;
+                    Ok(Output::Rows(QueryResult::from_batch(batch)))
+                }
+                _ => Err(Error::NotSupported("EXPLAIN of a statement other than SELECT".into())),
+            },
+            Statement::CreateView(_) => {
+                Err(Error::NotSupported("materialized views (they arrive with issue D)".into()))
+            }
+            Statement::AlterStream(_) => Err(Error::NotSupported("ALTER STREAM (not yet)".into())),
+            other => Err(Error::NotSupported(format!("statement '{other}'"))),
+        }
+    }
+
+    fn check_bounded(&self, q: &SluiceQuery) -> Result<()> {
+        if let Some(name) = self.streaming_source(&q.query) {
+            return Err(Error::NotSupported(format!(
+                "streaming query over '{name}' (streaming SELECT arrives with issue D); \
+                 for a historical query write FROM table({name})"
+            )));
+        }
+        Ok(())
+    }
+
+    fn explain(&self, q: &SluiceQuery) -> Result<String> {
+        self.check_bounded(q)?;
+        crate::sql_bridge::explain(q, &EngineCatalog { db: self.clone() })
+    }
+
+    fn run_query(&self, q: &SluiceQuery) -> Result<QueryResult> {
+        self.check_bounded(q)?;
+        let (schema, rows, cancel) = crate::sql_bridge::run(q, &EngineCatalog { db: self.clone() })?;
+        Ok(QueryResult { schema, rows, cancel, cancelled_reported: false })
+    }
+
+    /// The first stream a query reads as a bare name (a streaming read in Proton's dialect),
+    /// ignoring CTE names and `table(s)`.
+    fn streaming_source(&self, q: &Query) -> Option<String> {
+        let ctes: Vec<String> = q
+            .with
+            .as_ref()
+            .map(|w| w.cte_tables.iter().map(|c| c.alias.name.value.clone()).collect())
+            .unwrap_or_default();
+        let mut found = None;
+        visit_set_expr(&q.body, &mut |t: &TableWithJoins| {
+            for f in std::iter::once(&t.relation).chain(t.joins.iter().map(|j| &j.relation)) {
+                self.check_factor(f, &ctes, &mut found);
+            }
+        });
+        found
+    }
+
+    fn check_factor(&self, f: &TableFactor, ctes: &[String], found: &mut Option<String>) {
+        match f {
+            TableFactor::Table { name, args: None, .. } => {
+                let n = name.to_string();
+                if found.is_none() && !ctes.contains(&n) && self.stream(&n).is_ok() {
+                    *found = Some(n);
+                }
+            }
+            TableFactor::Derived { subquery, .. } if found.is_none() => {
+                *found = self.streaming_source(subquery);
+            }
+            TableFactor::NestedJoin { table_with_joins, .. } => {
+                for f in std::iter::once(&table_with_joins.relation)
+                    .chain(table_with_joins.joins.iter().map(|j| &j.relation))
+                {
+                    self.check_factor(f, ctes, found);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn visit_set_expr(body: &SetExpr, f: &mut dyn FnMut(&TableWithJoins)) {
+    match body {
+        SetExpr::Select(s) => s.from.iter().for_each(&mut *f),
+        SetExpr::Query(q) => visit_set_expr(&q.body, f),
+        SetExpr::SetOperation { left, right, .. } => {
+            visit_set_expr(left, f);
+            visit_set_expr(right, f);
+        }
+        _ => {}
+    }
+}
+
+/// SQL LIKE with `%` and `_` (case-sensitive).
+fn like_match(pattern: &str, s: &str) -> bool {
+    fn go(p: &[char], s: &[char]) -> bool {
+        match (p.first(), s.first()) {
+            (None, None) => true,
+            (Some('%'), _) => go(&p[1..], s) || (!s.is_empty() && go(p, &s[1..])),
+            (Some('_'), Some(_)) => go(&p[1..], &s[1..]),
+            (Some(a), Some(b)) if a == b => go(&p[1..], &s[1..]),
+            _ => false,
+        }
+    }
+    let p: Vec<char> = pattern.chars().collect();
+    let s: Vec<char> = s.chars().collect();
+    go(&p, &s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(db: &Database, sql: &str) -> Vec<Vec<String>> {
+        let batch = db.query(sql).unwrap_or_else(|e| panic!("{sql}: {e}")).concat().expect("rows");
+        (0..batch.num_rows())
+            .map(|r| {
+                batch
+                    .columns()
+                    .iter()
+                    .map(|c| crate::text::format_value(c, r).unwrap_or_else(|| "NULL".into()))
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn insert_values_then_select_from_table() {
+        let db = Database::in_memory();
+        db.execute(
+            "CREATE STREAM s (id uint64, kind string DEFAULT 'none', v float64, at datetime64(3) DEFAULT now64())",
+        )
+        .expect("create");
+        let out = db
+            .execute(
+                "INSERT INTO s (id, kind, v) VALUES (1, 'a', 1.5), (2, 'b', 2.5); INSERT INTO s (id, v) VALUES (3, 4)",
+            )
+            .expect("insert");
+        assert!(matches!(&out[0], Output::Command { tag, .. } if tag == "INSERT 0 2"), "{out:?}");
+        assert_eq!(
+            text(&db, "SELECT id, kind, v FROM table(s) ORDER BY id"),
+            vec![vec!["1", "a", "1.5"], vec!["2", "b", "2.5"], vec!["3", "none", "4"]]
+        );
+        assert_eq!(text(&db, "SELECT count(*), sum(v) FROM table(s) WHERE kind != 'b'"), vec![vec!["2", "5.5"]]);
+        db.flush("s").expect("flush");
+        assert_eq!(text(&db, "SELECT kind, count(*) FROM table(s) GROUP BY kind ORDER BY kind").len(), 3);
+        assert_eq!(text(&db, "SELECT count(*) FROM table(s) WHERE at IS NOT NULL"), vec![vec!["3"]]);
+        let e = db.query("SELECT nope FROM table(s)").expect_err("unknown column");
+        assert!(e.to_string().contains("nope"), "{e}");
+        db.execute("INSERT INTO s (id, v) SELECT id + 10, v * 2 FROM table(s)").expect("insert select");
+        assert_eq!(text(&db, "SELECT count(*) FROM table(s)"), vec![vec!["6"]]);
+    }
+}

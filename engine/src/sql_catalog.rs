@@ -1,0 +1,254 @@
+//! The engine seen by the SQL layer: [`sluice_sql::Catalog`] and [`sluice_sql::Table`] over
+//! stream snapshots. A query takes one snapshot per stream it names, so all its reads of a
+//! stream see the same rows; each scan unit (a part's row group, the log-only rows, the
+//! memtable) becomes a partition the executor may run on any thread.
+
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use sluice_columnstore::{ColumnPredicate, ColumnRange, Predicate, Stat};
+use sluice_sql::catalog::{Catalog, ColumnFilter, FilterOp, Partition, Table};
+use sluice_sql::scalar::ScalarValue;
+use sluice_sql::sqlparser::ast::Expr;
+
+use crate::database::Database;
+use crate::scan::{ScanRequest, Snapshot};
+use crate::stream_def::{TP_SN, TP_TIME, tp_sn_field};
+
+/// The catalog of a database for one query.
+#[derive(Debug, Clone)]
+pub(crate) struct EngineCatalog {
+    pub(crate) db: Database,
+}
+
+impl Catalog for EngineCatalog {
+    fn table(&self, name: &str) -> sluice_sql::Result<Arc<dyn Table>> {
+        let snapshot =
+            self.db.snapshot(name).map_err(|_| sluice_sql::Error::UnknownStream { name: name.to_string() })?;
+        Ok(Arc::new(EngineTable::new(snapshot)?))
+    }
+}
+
+/// One stream at one snapshot.
+#[derive(Debug)]
+pub(crate) struct EngineTable {
+    snapshot: Snapshot,
+    /// Stored columns, `_tp_sn`, then ALIAS columns.
+    schema: SchemaRef,
+    aliases: Arc<Vec<AliasEval>>,
+}
+
+/// An ALIAS column ready to evaluate.
+#[derive(Debug)]
+struct AliasEval {
+    field: Field,
+    expr: Expr,
+    deps: Vec<String>,
+}
+
+impl EngineTable {
+    pub(crate) fn new(snapshot: Snapshot) -> sluice_sql::Result<Self> {
+        let mut fields: Vec<Field> = snapshot.def().columns.iter().map(|c| c.field.clone()).collect();
+        fields.push(tp_sn_field());
+        let stored = Arc::new(Schema::new(fields.clone()));
+        let mut aliases = Vec::new();
+        for a in snapshot.def().aliases() {
+            let expr = sluice_sql::parse_expr(&a.sql)?;
+            let deps = crate::ddl::columns_of(&expr);
+            let field = match &a.type_sql {
+                Some(t) => t.parse::<sluice_sql::SqlType>()?.to_arrow_field(a.name.clone()),
+                None => {
+                    // The expression's own type: evaluate it on no rows.
+                    let empty = RecordBatch::new_empty(stored.clone());
+                    let v = sluice_sql::eval_expr_on_batch(&expr, &empty)?;
+                    Field::new(a.name.clone(), v.data_type().clone(), true)
+                }
+            };
+            fields.push(field.clone());
+            aliases.push(AliasEval { field, expr, deps });
+        }
+        Ok(Self { schema: Arc::new(Schema::new(fields)), snapshot, aliases: Arc::new(aliases) })
+    }
+}
+
+impl Table for EngineTable {
+    fn name(&self) -> &str {
+        &self.snapshot.def().name
+    }
+
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn star_columns(&self) -> Vec<String> {
+        self.snapshot
+            .def()
+            .columns
+            .iter()
+            .map(|c| c.field.name().clone())
+            .filter(|n| n != TP_TIME && n != TP_SN)
+            .collect()
+    }
+
+    fn row_count(&self) -> Option<u64> {
+        Some(self.snapshot.rows())
+    }
+
+    fn scan(&self, req: &sluice_sql::catalog::ScanRequest) -> sluice_sql::Result<Vec<Partition>> {
+        // ALIAS columns are computed from the stored columns they use; those are read instead.
+        let is_alias = |c: &str| self.aliases.iter().any(|a| a.field.name() == c);
+        let mut stored: Vec<String> = req.columns.iter().filter(|c| !is_alias(c)).cloned().collect();
+        let wanted: Vec<usize> = self
+            .aliases
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| req.columns.iter().any(|c| c == a.field.name()))
+            .map(|(i, _)| i)
+            .collect();
+        for &i in &wanted {
+            for d in &self.aliases[i].deps {
+                if !stored.contains(d) {
+                    stored.push(d.clone());
+                }
+            }
+        }
+        let filters: Vec<ColumnFilter> = req.filters.iter().filter(|f| !is_alias(&f.column)).cloned().collect();
+        let predicate = to_predicate(&self.schema, &filters);
+        let scan = ScanRequest { projection: Some(stored), predicate, exact: false };
+        let out = self.snapshot.output_schema(&scan).map_err(to_sql_error)?;
+        let result_schema = if wanted.is_empty() {
+            None
+        } else {
+            let fields = req
+                .columns
+                .iter()
+                .map(|c| self.schema.field_with_name(c).cloned())
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(|e| sluice_sql::Error::Internal { message: e.to_string() })?;
+            Some(Arc::new(Schema::new(fields)))
+        };
+        let units = self.snapshot.units(&scan.predicate);
+        let mut parts: Vec<Partition> = Vec::with_capacity(units.len());
+        for unit in units {
+            let snapshot = self.snapshot.clone();
+            let scan = scan.clone();
+            let out = out.clone();
+            let aliases = self.aliases.clone();
+            let result_schema = result_schema.clone();
+            parts.push(Box::new(move || {
+                let it = snapshot.read_unit(&unit, &scan, &out).map_err(to_sql_error)?;
+                let it = it.map(move |r| {
+                    let b = r.map_err(to_sql_error)?;
+                    match &result_schema {
+                        None => Ok(b),
+                        Some(schema) => with_aliases(&b, schema, &aliases),
+                    }
+                });
+                Ok(Box::new(it) as Box<dyn Iterator<Item = sluice_sql::Result<RecordBatch>> + Send>)
+            }));
+        }
+        Ok(parts)
+    }
+}
+
+/// The batch with the ALIAS columns of `schema` computed, in `schema`'s column order.
+fn with_aliases(b: &RecordBatch, schema: &SchemaRef, aliases: &[AliasEval]) -> sluice_sql::Result<RecordBatch> {
+    let mut cols = Vec::with_capacity(schema.fields().len());
+    for f in schema.fields() {
+        match aliases.iter().find(|a| a.field.name() == f.name()) {
+            Some(a) => {
+                let v = sluice_sql::eval_expr_on_batch(&a.expr, b)?;
+                let v = if v.data_type() == f.data_type() {
+                    v
+                } else {
+                    arrow::compute::cast(&v, f.data_type())
+                        .map_err(|e| sluice_sql::Error::Execution { message: format!("ALIAS {}: {e}", f.name()) })?
+                };
+                cols.push(v);
+            }
+            None => cols.push(
+                b.column_by_name(f.name())
+                    .cloned()
+                    .ok_or_else(|| sluice_sql::Error::Internal { message: format!("scan lost column {}", f.name()) })?,
+            ),
+        }
+    }
+    let fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect();
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)
+        .map_err(|e| sluice_sql::Error::Internal { message: e.to_string() })
+}
+
+/// Engine errors met while executing a query, as SQL execution errors.
+pub(crate) fn to_sql_error(e: crate::Error) -> sluice_sql::Error {
+    match e {
+        crate::Error::StreamNotFound { name } => sluice_sql::Error::UnknownStream { name },
+        crate::Error::ResourcesExhausted(message) => sluice_sql::Error::ResourcesExhausted { message },
+        crate::Error::Sql(e) => e,
+        other => sluice_sql::Error::Execution { message: other.to_string() },
+    }
+}
+
+/// Pushed-down filters as a pruning predicate. Filters whose value cannot be expressed in the
+/// column's statistics are left out (pruning is only an optimisation: the executor filters).
+fn to_predicate(schema: &SchemaRef, filters: &[ColumnFilter]) -> Predicate {
+    let mut p = Predicate::all();
+    for f in filters {
+        let Ok(field) = schema.field_with_name(&f.column) else { continue };
+        let dt = field.data_type();
+        let conj = match &f.op {
+            FilterOp::In(values) => {
+                let vals: Option<Vec<Stat>> = values.iter().map(|v| stat_of(v, dt)).collect();
+                match vals {
+                    Some(values) => ColumnPredicate::In { column: f.column.clone(), values },
+                    None => continue,
+                }
+            }
+            op => {
+                let Some(v) = stat_of(&f.value, dt) else { continue };
+                let r = ColumnRange::new(f.column.clone());
+                ColumnPredicate::Range(match op {
+                    FilterOp::Eq => ColumnRange::eq(f.column.clone(), v),
+                    FilterOp::Lt => r.lt(v),
+                    FilterOp::LtEq => r.le(v),
+                    FilterOp::Gt => r.gt(v),
+                    FilterOp::GtEq => r.ge(v),
+                    FilterOp::In(_) => continue,
+                })
+            }
+        };
+        p = p.and(conj);
+    }
+    p
+}
+
+/// A literal as a statistics value comparable with a column of type `dt` (timestamps in the
+/// column's unit).
+fn stat_of(v: &ScalarValue, dt: &DataType) -> Option<Stat> {
+    let unit_scale = |u: &TimeUnit| -> i128 {
+        match u {
+            TimeUnit::Second => 1,
+            TimeUnit::Millisecond => 1_000,
+            TimeUnit::Microsecond => 1_000_000,
+            TimeUnit::Nanosecond => 1_000_000_000,
+        }
+    };
+    match (v, dt) {
+        (ScalarValue::Timestamp(x, from, _), DataType::Timestamp(to, _)) => {
+            let (a, b) = (unit_scale(from), unit_scale(to));
+            let scaled = *x as i128 * b / a;
+            i64::try_from(scaled).ok().map(Stat::Int)
+        }
+        (ScalarValue::Timestamp(..), _) | (_, DataType::Timestamp(..)) => None,
+        (ScalarValue::Date32(d), DataType::Date32) => Some(Stat::Int(*d as i64)),
+        (ScalarValue::Int64(x), _) => Some(Stat::Int(*x)),
+        (ScalarValue::UInt64(x), _) => Some(Stat::UInt(*x)),
+        (ScalarValue::Float64(x), _) => Some(Stat::Float(*x)),
+        (
+            ScalarValue::Utf8(s),
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Dictionary(..),
+        ) => Some(Stat::Str(s.clone())),
+        (ScalarValue::Boolean(b), DataType::Boolean) => Some(Stat::Bool(*b)),
+        _ => None,
+    }
+}

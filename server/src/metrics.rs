@@ -1,0 +1,75 @@
+//! [`Metrics`]: counters shared by every connection and request, rendered as Prometheus text.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Server counters (monotonic unless named `_active`).
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// HTTP requests received.
+    pub http_requests: AtomicU64,
+    /// HTTP requests answered with a 4xx/5xx status.
+    pub http_errors: AtomicU64,
+    /// Rows appended through HTTP ingest.
+    pub ingest_rows: AtomicU64,
+    /// Request body bytes accepted by HTTP ingest.
+    pub ingest_bytes: AtomicU64,
+    /// Postgres connections accepted.
+    pub pg_connections: AtomicU64,
+    /// Postgres connections open now.
+    pub pg_connections_active: AtomicU64,
+    /// Postgres connections refused by the connection limit.
+    pub pg_connections_refused: AtomicU64,
+    /// Statements run over Postgres.
+    pub pg_statements: AtomicU64,
+    /// Statements that ended in an error.
+    pub pg_errors: AtomicU64,
+    /// Rows sent to Postgres clients.
+    pub pg_rows_sent: AtomicU64,
+    /// Cancel requests that hit a running statement.
+    pub pg_cancels: AtomicU64,
+}
+
+impl Metrics {
+    /// Adds `n` to a counter.
+    pub(crate) fn add(c: &AtomicU64, n: u64) {
+        c.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Prometheus text exposition format; `streams` is the engine's stream count.
+    pub fn render(&self, streams: usize) -> String {
+        let mut out = String::with_capacity(2048);
+        let mut one = |name: &str, kind: &str, help: &str, v: u64| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
+        };
+        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        one("sluice_http_requests_total", "counter", "HTTP requests received.", g(&self.http_requests));
+        one(
+            "sluice_http_errors_total",
+            "counter",
+            "HTTP requests answered with an error status.",
+            g(&self.http_errors),
+        );
+        one("sluice_ingest_rows_total", "counter", "Rows appended through HTTP ingest.", g(&self.ingest_rows));
+        one("sluice_ingest_bytes_total", "counter", "Request bytes accepted by HTTP ingest.", g(&self.ingest_bytes));
+        one("sluice_pg_connections_total", "counter", "Postgres connections accepted.", g(&self.pg_connections));
+        one("sluice_pg_connections_active", "gauge", "Postgres connections open now.", g(&self.pg_connections_active));
+        one(
+            "sluice_pg_connections_refused_total",
+            "counter",
+            "Postgres connections refused by the connection limit.",
+            g(&self.pg_connections_refused),
+        );
+        one("sluice_pg_statements_total", "counter", "Statements run over Postgres.", g(&self.pg_statements));
+        one("sluice_pg_errors_total", "counter", "Postgres statements that failed.", g(&self.pg_errors));
+        one("sluice_pg_rows_sent_total", "counter", "Rows sent to Postgres clients.", g(&self.pg_rows_sent));
+        one(
+            "sluice_pg_cancels_total",
+            "counter",
+            "Cancel requests that reached a running statement.",
+            g(&self.pg_cancels),
+        );
+        one("sluice_streams", "gauge", "Streams in the catalog.", streams as u64);
+        out
+    }
+}

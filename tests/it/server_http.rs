@@ -1,0 +1,158 @@
+//! HTTP ingest, health and metrics with a tiny HTTP/1.1 client over a std TcpStream.
+
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use sluice::{ScanRequest, StreamDef};
+use sluice_server::{Config, ServerHandle};
+
+use crate::server_pg::start;
+
+/// Sends one request (`Connection: close`) and returns (status, body).
+fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String) {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-length")) {
+        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).unwrap();
+    let _ = s.write_all(body); // the server may answer (413) and close before reading it all
+    read_response(&mut s)
+}
+
+fn read_response(s: &mut TcpStream) -> (u16, String) {
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let status = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (status, body)
+}
+
+fn rows(server: &ServerHandle, stream: &str) -> usize {
+    let db = server.database();
+    db.scan(stream, &ScanRequest::all()).unwrap().map(|b| b.unwrap().num_rows()).sum()
+}
+
+fn setup() -> (ServerHandle, SocketAddr) {
+    let server = start(Config { http_body_limit: 64 * 1024, ..Config::ephemeral() });
+    server
+        .database()
+        .execute("CREATE STREAM ev (id int64, name nullable(string), ts datetime64(3), tag low_cardinality(string) DEFAULT 'none', ok bool DEFAULT true)")
+        .unwrap();
+    let addr = server.http_addr().unwrap();
+    (server, addr)
+}
+
+#[test]
+fn server_http_ingest_valid_json_lines_and_arrays() {
+    let (server, addr) = setup();
+    let body = b"{\"id\": 1, \"name\": \"a\", \"ts\": \"2024-01-01T00:00:00Z\", \"tag\": \"x\"}\n\n{\"id\": 2, \"ts\": 1704067200.25}\n";
+    let (status, resp) = request(addr, "POST", "/ingest/ev", &[("Content-Type", "application/x-ndjson")], body);
+    assert_eq!((status, resp.as_str()), (200, r#"{"rows":2}"#));
+    let body = br#"[{"id": 3, "ts": "2024-01-01 00:00:01.500", "ok": false}, {"id": "4", "name": null, "ts": 1}]"#;
+    let (status, resp) = request(addr, "POST", "/ingest/ev", &[], body);
+    assert_eq!((status, resp.as_str()), (200, r#"{"rows":2}"#));
+    assert_eq!(rows(&server, "ev"), 4);
+    // Omitted columns took their defaults.
+    let all: Vec<_> = server.database().scan("ev", &ScanRequest::all().columns(["id", "tag", "ok"])).unwrap().collect();
+    let text: Vec<String> = all
+        .iter()
+        .flat_map(|b| {
+            let b = b.as_ref().unwrap();
+            (0..b.num_rows())
+                .map(|r| {
+                    (0..3)
+                        .map(|c| sluice::text::format_value(b.column(c), r).unwrap_or_default())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    for want in ["1,x,true", "2,none,true", "3,none,false", "4,none,true"] {
+        assert!(text.contains(&want.to_string()), "{want} in {text:?}");
+    }
+    let (status, metrics) = request(addr, "GET", "/metrics", &[], b"");
+    assert_eq!(status, 200);
+    assert!(metrics.contains("sluice_ingest_rows_total 4"), "{metrics}");
+    assert!(metrics.contains("sluice_streams 1"), "{metrics}");
+    assert_eq!(request(addr, "GET", "/health", &[], b""), (200, "ok".to_string()));
+    server.shutdown().unwrap();
+}
+
+#[test]
+fn server_http_ingest_rejects_bad_requests_whole() {
+    let (server, addr) = setup();
+    let cases: [(&[u8], u16, &str); 6] = [
+        (b"{\"id\": 1, \"ts\": 0}\n{\"id\": \"x\", \"ts\": 0}", 400, "\"row\":2"),
+        (b"[{\"id\": 1, \"ts\": 0}, {\"id\": 2, \"ts\": \"not a time\"}]", 400, "\"column\":\"ts\""),
+        (b"[{\"id\": 1, \"ts\": 0, \"nope\": 1}]", 400, "\"column\":\"nope\""),
+        (b"[{\"id\": 1, \"ts\": 0}, {\"id\": null, \"ts\": 0}]", 400, "null"),
+        (b"{\"id\": 1, \"ts\": 0}\n{\"id\": 2,", 400, "malformed JSON"),
+        (b"[{\"ts\": 0}]", 400, "\"column\":\"id\""),
+    ];
+    for (body, want, needle) in cases {
+        let (status, resp) = request(addr, "POST", "/ingest/ev", &[], body);
+        assert_eq!(status, want, "{}: {resp}", String::from_utf8_lossy(body));
+        assert!(resp.contains(needle), "{resp} should contain {needle}");
+    }
+    assert_eq!(rows(&server, "ev"), 0, "nothing of a rejected request is written");
+    let (status, resp) = request(addr, "POST", "/ingest/nope", &[], b"[]");
+    assert_eq!(status, 404, "{resp}");
+    server.shutdown().unwrap();
+}
+
+#[test]
+fn server_http_ingest_body_limit() {
+    let (server, addr) = setup();
+    let row = b"{\"id\": 1, \"ts\": 0}\n";
+    let big: Vec<u8> = row.iter().copied().cycle().take(100 * 1024).collect();
+    let (status, _) = request(addr, "POST", "/ingest/ev", &[], &big);
+    assert_eq!(status, 413);
+    // With Expect: 100-continue the answer comes before the body is sent.
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let head = format!(
+        "POST /ingest/ev HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
+        big.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    let (status, _) = read_response(&mut s);
+    assert_eq!(status, 413, "refused without reading the body");
+    // Chunked bodies (no Content-Length) are cut at the limit too.
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(
+        format!("POST /ingest/ev HTTP/1.1\r\nHost: {addr}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n")
+            .as_bytes(),
+    )
+    .unwrap();
+    for chunk in big.chunks(8192) {
+        if s.write_all(format!("{:x}\r\n", chunk.len()).as_bytes()).is_err()
+            || s.write_all(chunk).is_err()
+            || s.write_all(b"\r\n").is_err()
+        {
+            break;
+        }
+    }
+    let _ = s.write_all(b"0\r\n\r\n");
+    let (status, _) = read_response(&mut s);
+    assert_eq!(status, 413);
+    assert_eq!(rows(&server, "ev"), 0);
+    // Just under the limit is fine.
+    let ok: Vec<u8> = row.iter().copied().cycle().take(row.len() * 1000).collect();
+    let (status, resp) = request(addr, "POST", "/ingest/ev", &[], &ok);
+    assert_eq!((status, resp.as_str()), (200, r#"{"rows":1000}"#));
+    let _ = StreamDef::new("unused", vec![]);
+    server.shutdown().unwrap();
+}
