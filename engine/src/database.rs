@@ -300,7 +300,7 @@ impl Database {
         let def = stream.def();
         let mut rows = 0;
         for s in &stream.shards {
-            rows += s.flush(&def, &stream.schema_with_sn)?;
+            rows += s.flush(&def, &stream.schema_with_sn, true)?;
         }
         Ok(rows)
     }

@@ -167,7 +167,7 @@ impl Shard {
                             batch = batch.slice(skip, batch.num_rows() - skip);
                             first_seq = flushed;
                         }
-                        let bytes = batch.get_array_memory_size() as u64;
+                        let bytes = batch_bytes(&batch);
                         budget.force(bytes);
                         mem.push(Arc::new(MemBatch { first_seq, batch, appended_ms: now, bytes }));
                     }
@@ -202,7 +202,10 @@ impl Shard {
     pub(crate) fn append(&self, batch: RecordBatch) -> Result<u64> {
         self.check_poison()?;
         let rows = batch.num_rows() as u64;
-        let bytes = batch.get_array_memory_size() as u64;
+        // A small slice of a big batch would keep the whole batch's buffers alive in the
+        // memtable: keep a compact copy instead.
+        let batch = compact(batch)?;
+        let bytes = batch_bytes(&batch);
         let payload = match &self.wal {
             Some(_) => Some(batch_codec::encode(&batch)?),
             None => None,
@@ -313,13 +316,22 @@ impl Shard {
     /// Moves the visible memtable rows out: into a part (hybrid), or just out of memory
     /// (streaming: they stay in the log; in-memory: rows beyond the retention are dropped).
     /// Returns the rows moved.
-    pub(crate) fn flush(&self, def: &StreamDef, schema_with_sn: &SchemaRef) -> Result<u64> {
+    /// `roll_log`: also close the active log segment when the flush covers all of it, so that
+    /// retention frees it now (an explicit [`crate::Database::flush`]). Background flushes do
+    /// not: closing a segment syncs it on the log's writer thread, which would stall appends.
+    pub(crate) fn flush(&self, def: &StreamDef, schema_with_sn: &SchemaRef, roll_log: bool) -> Result<u64> {
         let _m = self.maintenance.lock();
         self.check_poison()?;
         let visible = self.visible();
         let batches: Vec<Arc<MemBatch>> =
             self.state.read().mem.batches().iter().take_while(|b| b.end_seq() <= visible).cloned().collect();
-        let Some(last) = batches.last() else { return Ok(0) };
+        let Some(last) = batches.last() else {
+            // Nothing new (a background flush got there first): still free the log.
+            if roll_log && self.storage == StorageType::Hybrid {
+                self.roll_flushed_log(self.state.read().flushed);
+            }
+            return Ok(0);
+        };
         let end = last.end_seq();
         let first = batches[0].first_seq;
         let rows = end - first;
@@ -340,17 +352,13 @@ impl Shard {
                 self.budget.release(freed);
                 if let Some(wal) = &self.wal {
                     wal.set_pin(Some(SeqNo(end)));
-                    // Everything logged is now in parts: close a big active segment so that
-                    // retention can delete it too.
-                    if wal.next_seq().0 == end
-                        && wal.disk_bytes() > ROLL_AFTER_FLUSH_BYTES
-                        && let Err(e) = wal.roll()
-                    {
-                        tracing::warn!(stream = %self.stream, shard = self.id, error = %e, "WAL roll failed");
-                    }
-                    if let Err(e) = wal.apply_retention() {
-                        tracing::warn!(stream = %self.stream, shard = self.id, error = %e, "WAL retention failed");
-                    }
+                }
+                if roll_log {
+                    self.roll_flushed_log(end);
+                } else if let Some(wal) = &self.wal
+                    && let Err(e) = wal.apply_retention()
+                {
+                    tracing::warn!(stream = %self.stream, shard = self.id, error = %e, "WAL retention failed");
                 }
             }
             StorageType::Streaming => {
@@ -385,6 +393,21 @@ impl Shard {
             }
         }
         Ok(rows)
+    }
+
+    /// When everything logged is in parts (`flushed` is the log's end), closes a big active
+    /// segment so that retention can delete it too; then applies retention.
+    fn roll_flushed_log(&self, flushed: u64) {
+        let Some(wal) = &self.wal else { return };
+        if wal.next_seq().0 == flushed
+            && wal.disk_bytes() > ROLL_AFTER_FLUSH_BYTES
+            && let Err(e) = wal.roll()
+        {
+            tracing::warn!(stream = %self.stream, shard = self.id, error = %e, "WAL roll failed");
+        }
+        if let Err(e) = wal.apply_retention() {
+            tracing::warn!(stream = %self.stream, shard = self.id, error = %e, "WAL retention failed");
+        }
     }
 
     fn store(&self) -> Result<&PartStore> {
@@ -446,6 +469,22 @@ impl Shard {
 /// Options of every part written for `def`: zstd, sort key and time column recorded.
 pub(crate) fn writer_options(def: &StreamDef) -> WriterOptions {
     WriterOptions::default().time_column(TP_TIME).sort_key(def.sort_key.iter().cloned())
+}
+
+/// Memory the rows of `batch` take (its slice of the buffers, not the whole buffers).
+pub(crate) fn batch_bytes(batch: &RecordBatch) -> u64 {
+    batch.columns().iter().map(|c| c.to_data().get_slice_memory_size().unwrap_or(0) as u64).sum()
+}
+
+/// `batch`, copied into buffers of its own size when it is a small view of larger buffers.
+fn compact(batch: RecordBatch) -> Result<RecordBatch> {
+    let held = batch.get_array_memory_size() as u64;
+    let used = batch_bytes(&batch);
+    if held <= 2 * used + (64 << 10) {
+        return Ok(batch);
+    }
+    let idx = arrow::array::UInt32Array::from_iter_values(0..batch.num_rows() as u32);
+    Ok(take_record_batch(&batch, &idx)?)
 }
 
 /// The memtable batches as one batch with `_tp_sn`, sorted by the sort key (stable, so rows

@@ -231,6 +231,9 @@ fn open(dir: &Path, durability: Durability) -> Result<Database, BoxError> {
     let mut def = StreamDef::from_schema("events", &schema).sort_key(&["ts"]);
     def.settings.durability = durability;
     def.settings.event_time_column = Some("ts".into());
+    if let Some(n) = std::env::var("SLUICE_BENCH_FLUSH_ROWS").ok().and_then(|v| v.parse().ok()) {
+        def.settings.flush_threshold_count = n;
+    }
     db.create_stream(def)?;
     Ok(db)
 }

@@ -149,7 +149,8 @@ fn subqueries_ctes_and_unions() {
     assert_eq!(one("SELECT (SELECT max(id) FROM events) + 1"), "9");
     assert_eq!(rows("SELECT 1 AS a UNION ALL SELECT 2 ORDER BY a"), ["1", "2"]);
     assert_eq!(
-        rows("SELECT id FROM events WHERE id < 2 UNION ALL SELECT user_id FROM users WHERE user_id > 40"),
+        // UNION ALL branches run in parallel: without ORDER BY the order is not defined.
+        rows("SELECT id FROM events WHERE id < 2 UNION ALL SELECT user_id FROM users WHERE user_id > 40 ORDER BY 1"),
         ["1", "50"]
     );
     assert_eq!(rows("SELECT 1 AS a UNION DISTINCT SELECT 1"), ["1"]);
