@@ -246,8 +246,10 @@ pub struct StrKeys {
     null_group: Option<u32>,
     ty: DataType,
     hasher: Hasher,
-    /// The last dictionary seen (values pointer, length) and its value -> group mapping.
-    dict: Option<(usize, usize, Vec<u32>)>,
+    /// The last dictionary seen and its value -> group mapping. The dictionary's values are kept
+    /// alive here: comparing buffer addresses is only sound while the buffer cannot be freed and
+    /// its address reused by the next batch's (different) dictionary.
+    dict: Option<(ArrayRef, Vec<u32>)>,
     /// The group id of each arena slot (the NULL group has no slot).
     gid_of_slot: Vec<u32>,
 }
@@ -296,10 +298,16 @@ impl StrKeys {
             let values = values
                 .as_string_opt::<i32>()
                 .ok_or_else(|| Error::Internal { message: "dictionary of non-strings".into() })?;
-            let ptr = values.values().as_ptr() as usize;
             let len = values.len();
+            let same = |held: &ArrayRef| {
+                held.as_string_opt::<i32>().is_some_and(|h| {
+                    h.len() == len
+                        && h.values().as_ptr() == values.values().as_ptr()
+                        && h.offsets().as_ptr() == values.offsets().as_ptr()
+                })
+            };
             let mut lut = match self.dict.take() {
-                Some((p, l, lut)) if p == ptr && l == len => lut,
+                Some((held, lut)) if same(&held) => lut,
                 _ => vec![u32::MAX; len],
             };
             let keys = dict.keys();
@@ -320,7 +328,7 @@ impl StrKeys {
                     g
                 };
             }
-            self.dict = Some((ptr, len, lut));
+            self.dict = Some((dict.values().clone(), lut));
             return Ok(());
         }
         let s = cast_array(col, &DataType::Utf8)?;

@@ -346,3 +346,73 @@ fn parallel_results_equal_serial() {
         assert_eq!(fmt(1), fmt(4), "{sql}");
     }
 }
+
+/// Batches made one at a time, each with its own dictionary (same length, another order), the
+/// previous one freed before the next is made: as Parquet row groups arrive from storage. Group
+/// keys must follow each batch's dictionary even when the allocator hands the next dictionary
+/// the freed one's address.
+#[derive(Debug)]
+struct FreshDictionaries;
+
+impl crate::catalog::Table for FreshDictionaries {
+    fn name(&self) -> &str {
+        "d"
+    }
+    fn schema(&self) -> arrow::datatypes::SchemaRef {
+        Arc::new(arrow::datatypes::Schema::new(vec![
+            arrow::datatypes::Field::new(
+                "k",
+                arrow::datatypes::DataType::Dictionary(
+                    Box::new(arrow::datatypes::DataType::Int32),
+                    Box::new(arrow::datatypes::DataType::Utf8),
+                ),
+                false,
+            ),
+            arrow::datatypes::Field::new("v", arrow::datatypes::DataType::Int64, false),
+        ]))
+    }
+    fn star_columns(&self) -> Vec<String> {
+        vec!["k".into(), "v".into()]
+    }
+    fn scan(&self, req: &crate::catalog::ScanRequest) -> crate::error::Result<Vec<crate::catalog::Partition>> {
+        let schema = self.schema();
+        let cols = req.columns.clone();
+        let part: crate::catalog::Partition = Box::new(move || {
+            let it = (0..200u32).map(move |b| {
+                // Dictionary values rotated by `b`: key i means value (i + b) % 8.
+                let values: Vec<String> = (0..8u32).map(|i| format!("v{}", (i + b) % 8)).collect();
+                let keys: Vec<i32> = (0..64).map(|r| r % 8).collect();
+                let dict = arrow::array::DictionaryArray::<arrow::datatypes::Int32Type>::try_new(
+                    arrow::array::Int32Array::from(keys),
+                    Arc::new(arrow::array::StringArray::from(values)),
+                )
+                .expect("dictionary");
+                let full = arrow::record_batch::RecordBatch::try_new(
+                    schema.clone(),
+                    vec![Arc::new(dict), Arc::new(arrow::array::Int64Array::from(vec![1i64; 64]))],
+                )
+                .expect("batch");
+                let idx: Vec<usize> = cols.iter().map(|c| full.schema().index_of(c).expect("column")).collect();
+                Ok(full.project(&idx).expect("project"))
+            });
+            Ok(Box::new(it) as Box<dyn Iterator<Item = crate::error::Result<arrow::record_batch::RecordBatch>> + Send>)
+        });
+        Ok(vec![part])
+    }
+}
+
+#[test]
+fn group_by_follows_each_batch_dictionary() {
+    let c = crate::memtable::MemCatalog::default();
+    c.register(Arc::new(FreshDictionaries));
+    let (_, batches) = super::run_on(&c, "SELECT k, sum(v) FROM table(d) GROUP BY k ORDER BY k", 1).expect("query");
+    let mut got = Vec::new();
+    for b in &batches {
+        for i in 0..b.num_rows() {
+            got.push(format!("{} {}", super::cell(b.column(0).as_ref(), i), super::cell(b.column(1).as_ref(), i)));
+        }
+    }
+    // Every value appears 8 times per batch, 200 batches.
+    let want: Vec<String> = (0..8).map(|i| format!("v{i} 1600")).collect();
+    assert_eq!(got, want);
+}
