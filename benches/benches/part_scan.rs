@@ -9,16 +9,7 @@ use std::time::Duration;
 use criterion::{Criterion, Throughput};
 use sluice::arrow::array::{Array, Float64Array};
 use sluice::{ColumnRange, Database, Durability, Options, Predicate, ScanRequest, StreamDef};
-use sluice_benches::{event_batch, event_schema};
-
-fn dir_bytes(p: &std::path::Path) -> u64 {
-    let mut n = 0;
-    for e in std::fs::read_dir(p).into_iter().flatten().flatten() {
-        let m = e.metadata().expect("metadata");
-        n += if m.is_dir() { dir_bytes(&e.path()) } else { m.len() };
-    }
-    n
-}
+use sluice_benches::{dir_bytes, event_batch, event_schema};
 
 fn main() {
     let rows: u64 = std::env::var("SLUICE_BENCH_ROWS").ok().and_then(|s| s.parse().ok()).unwrap_or(4_000_000);

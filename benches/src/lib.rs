@@ -22,6 +22,19 @@ const WORDS: [&str; 20] = [
     "watch", "bag", "desk", "kettle", "jacket", "cable",
 ];
 
+/// Bytes of all files under `dir` (storage figures of the benchmarks).
+pub fn dir_bytes(dir: &std::path::Path) -> u64 {
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        match e.metadata() {
+            Ok(m) if m.is_dir() => n += dir_bytes(&e.path()),
+            Ok(m) => n += m.len(),
+            Err(_) => {}
+        }
+    }
+    n
+}
+
 /// The event table's schema (`ts` is a naive ms timestamp, as peers.py writes it).
 pub fn event_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![

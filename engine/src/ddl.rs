@@ -202,16 +202,12 @@ pub(crate) fn columns_of(e: &Expr) -> Vec<String> {
     out
 }
 
-fn object_name(n: &sluice_sql::sqlparser::ast::ObjectName) -> Result<String> {
+/// The stream name of an object name (quotes removed, checked).
+pub(crate) fn object_name(n: &sluice_sql::sqlparser::ast::ObjectName) -> Result<String> {
     let s = n.to_string();
     let s = s.trim_matches('`').trim_matches('"').to_string();
     crate::stream_def::validate_name(&s)?;
     Ok(s)
-}
-
-/// The stream name of an object name.
-pub(crate) fn name_of(n: &sluice_sql::sqlparser::ast::ObjectName) -> Result<String> {
-    object_name(n)
 }
 
 /// `DESCRIBE s`: name, type, default_type, default_expression, comment (ClickHouse's columns).

@@ -307,7 +307,7 @@ pub(crate) fn output_schema(def: &StreamDef, projection: Option<&[String]>) -> R
 
 /// Builds a batch of schema `target` from `b` (columns by name): columns `b` lacks (added by
 /// `ALTER STREAM` after it was written) take their default or null.
-fn complete(def: &StreamDef, target: &SchemaRef, b: &RecordBatch) -> Result<RecordBatch> {
+pub(crate) fn complete(def: &StreamDef, target: &SchemaRef, b: &RecordBatch) -> Result<RecordBatch> {
     let rows = b.num_rows();
     let mut cols: Vec<ArrayRef> = Vec::with_capacity(target.fields().len());
     for f in target.fields() {
@@ -324,11 +324,6 @@ fn complete(def: &StreamDef, target: &SchemaRef, b: &RecordBatch) -> Result<Reco
         }
     }
     Ok(RecordBatch::try_new_with_options(target.clone(), cols, &RecordBatchOptions::new().with_row_count(Some(rows)))?)
-}
-
-/// [`complete`] for the subscription code.
-pub(crate) fn complete_pub(def: &StreamDef, target: &SchemaRef, b: &RecordBatch) -> Result<RecordBatch> {
-    complete(def, target, b)
 }
 
 /// Keeps the columns of `out`, in its order.

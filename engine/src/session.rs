@@ -130,7 +130,7 @@ impl Database {
                 Ok(Output::Command { tag: "CREATE STREAM".into(), notices })
             }
             Statement::Drop { kind, name, if_exists } => {
-                let name = ddl::name_of(&name)?;
+                let name = ddl::object_name(&name)?;
                 match kind {
                     ObjectKind::Stream => {
                         if if_exists {
@@ -155,18 +155,18 @@ impl Database {
                 Ok(Output::Rows(QueryResult::from_batch(batch)))
             }
             Statement::Describe { name } => {
-                let def = self.stream_def(&ddl::name_of(&name)?)?;
+                let def = self.stream_def(&ddl::object_name(&name)?)?;
                 Ok(Output::Rows(QueryResult::from_batch(ddl::describe(&def)?)))
             }
             Statement::ShowCreate { name, .. } => {
-                let def = self.stream_def(&ddl::name_of(&name)?)?;
+                let def = self.stream_def(&ddl::object_name(&name)?)?;
                 let schema = Arc::new(Schema::new(vec![Field::new("statement", DataType::Utf8, false)]));
                 let text = ddl::show_create(&def);
                 let batch = RecordBatch::try_new(schema, vec![Arc::new(StringArray::from(vec![text])) as ArrayRef])?;
                 Ok(Output::Rows(QueryResult::from_batch(batch)))
             }
             Statement::Insert(ins) => {
-                let stream = ddl::name_of(&ins.stream)?;
+                let stream = ddl::object_name(&ins.stream)?;
                 let def = self.stream_def(&stream)?;
                 let columns: Vec<String> = if ins.columns.is_empty() {
                     def.columns.iter().map(|c| c.field.name().clone()).filter(|n| n != TP_TIME).collect()

@@ -328,7 +328,7 @@ impl Shard {
         let Some(last) = batches.last() else {
             // Nothing new (a background flush got there first): still free the log.
             if roll_log && self.storage == StorageType::Hybrid {
-                self.roll_flushed_log(self.state.read().flushed);
+                self.free_flushed_log(self.state.read().flushed, true);
             }
             return Ok(0);
         };
@@ -353,13 +353,7 @@ impl Shard {
                 if let Some(wal) = &self.wal {
                     wal.set_pin(Some(SeqNo(end)));
                 }
-                if roll_log {
-                    self.roll_flushed_log(end);
-                } else if let Some(wal) = &self.wal
-                    && let Err(e) = wal.apply_retention()
-                {
-                    tracing::warn!(stream = %self.stream, shard = self.id, error = %e, "WAL retention failed");
-                }
+                self.free_flushed_log(end, roll_log);
             }
             StorageType::Streaming => {
                 let freed = {
@@ -395,11 +389,12 @@ impl Shard {
         Ok(rows)
     }
 
-    /// When everything logged is in parts (`flushed` is the log's end), closes a big active
-    /// segment so that retention can delete it too; then applies retention.
-    fn roll_flushed_log(&self, flushed: u64) {
+    /// Applies retention after a flush up to `flushed`; with `roll`, first closes a big active
+    /// segment when everything logged is in parts, so that retention can delete it too.
+    fn free_flushed_log(&self, flushed: u64, roll: bool) {
         let Some(wal) = &self.wal else { return };
-        if wal.next_seq().0 == flushed
+        if roll
+            && wal.next_seq().0 == flushed
             && wal.disk_bytes() > ROLL_AFTER_FLUSH_BYTES
             && let Err(e) = wal.roll()
         {

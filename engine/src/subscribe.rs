@@ -19,7 +19,7 @@ use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use sluice_columnstore::{ColumnRange, Predicate, Projection, ScanOptions};
 
 use crate::database::Stream;
-use crate::scan::{filter_exact, output_schema, read_log, with_sn};
+use crate::scan::{complete, filter_exact, output_schema, read_log, with_sn};
 use crate::shard::Shard;
 use crate::stream_def::{TP_SN, TP_TIME};
 use crate::{Error, Result, StorageType};
@@ -228,7 +228,7 @@ impl Subscription {
                                     ScanOptions::default().projection(Projection::names(names)).predicate(pred.clone());
                                 for b in p.scan(&opts).map_err(|e| shard.parts_error(e))? {
                                     let b = b.map_err(|e| shard.parts_error(e))?;
-                                    out.push(filter_exact(&complete_to(&def, &full, &b)?, &pred)?);
+                                    out.push(filter_exact(&complete(&def, &full, &b)?, &pred)?);
                                 }
                             }
                             (Some(sort_by_sn(&full, out)?), (last + 1).min(state.flushed).max(pos + 1))
@@ -246,7 +246,7 @@ impl Subscription {
                         for b in read_log(&shard, &def, from, state.flushed)?.take(MAX_FETCH_BATCHES) {
                             let b = b?;
                             end = last_sn(&b).map_or(end, |s| s + 1);
-                            out.push(complete_to(&def, &full, &b)?);
+                            out.push(complete(&def, &full, &b)?);
                         }
                         let b = concat_batches(&full, &out)?;
                         (Some(b), end.max(from + 1).min(state.flushed))
@@ -270,7 +270,7 @@ impl Subscription {
                     b = b.slice(skip, b.num_rows() - skip);
                 }
                 end = mb.end_seq();
-                out.push(complete_to(&def, &full, &b)?);
+                out.push(complete(&def, &full, &b)?);
             }
             if out.is_empty() {
                 return Ok(false);
@@ -316,10 +316,6 @@ fn filter_backfill_by_time(b: &RecordBatch, backfill_end: u64, from_ms: i64) -> 
 fn last_sn(b: &RecordBatch) -> Option<u64> {
     let sn = b.column_by_name(TP_SN)?.as_any().downcast_ref::<Int64Array>()?;
     (!sn.is_empty()).then(|| sn.value(sn.len() - 1) as u64)
-}
-
-fn complete_to(def: &crate::StreamDef, full: &SchemaRef, b: &RecordBatch) -> Result<RecordBatch> {
-    crate::scan::complete_pub(def, full, b)
 }
 
 /// Concatenates and sorts by `_tp_sn` (parts are sorted by the sort key, not by arrival).

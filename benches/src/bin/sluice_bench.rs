@@ -25,6 +25,7 @@ use serde_json::{Value, json};
 use sluice::arrow::array::{Array, AsArray, RecordBatch};
 use sluice::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use sluice::{Database, Durability, Options, StreamDef};
+use sluice_benches::dir_bytes;
 
 #[derive(Parser, Debug)]
 #[command(name = "sluice-bench", about = "sluice side by side with DuckDB and chDB (peers.py contract)")]
@@ -247,18 +248,6 @@ fn parts(db: &Database) -> Result<usize, BoxError> {
         }
     }
     Ok(ids.len())
-}
-
-fn dir_bytes(p: &Path) -> u64 {
-    let mut n = 0;
-    for e in std::fs::read_dir(p).into_iter().flatten().flatten() {
-        match e.metadata() {
-            Ok(m) if m.is_dir() => n += dir_bytes(&e.path()),
-            Ok(m) => n += m.len(),
-            Err(_) => {}
-        }
-    }
-    n
 }
 
 fn percentile(sorted: &[f64], q: f64) -> f64 {
