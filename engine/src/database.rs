@@ -97,6 +97,8 @@ pub(crate) struct DbInner {
     ddl: Mutex<()>,
     pub(crate) budget: Arc<MemBudget>,
     workers: Mutex<Option<Workers>>,
+    /// Running streaming queries (see [`Database::sync`]).
+    pub(crate) queries: Arc<crate::streaming::QueryRegistry>,
     closed: AtomicBool,
     _lock: Option<std::fs::File>,
 }
@@ -153,6 +155,7 @@ impl Database {
             ddl: Mutex::new(()),
             budget,
             workers: Mutex::new(None),
+            queries: Arc::default(),
             closed: AtomicBool::new(false),
             _lock: lock,
         });

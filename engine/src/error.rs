@@ -109,6 +109,9 @@ pub enum Error {
     /// Not supported (yet).
     #[error("not supported: {0}")]
     NotSupported(String),
+    /// A wait did not finish in time.
+    #[error("timed out: {0}")]
+    Timeout(String),
 }
 
 /// Result with [`Error`].

@@ -78,6 +78,8 @@ mod sql_bridge;
 mod sql_catalog;
 /// Stream definitions and the hidden columns.
 mod stream_def;
+/// Streaming queries on the engine: sources and the `sync` registry.
+mod streaming;
 /// Unbounded reads: subscriptions.
 mod subscribe;
 /// Values as text (CLI, SQL logic tests, Postgres text format).

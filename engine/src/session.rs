@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use arrow::array::{ArrayRef, RecordBatch, StringArray};
 use arrow::compute::concat_batches;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use sluice_sql::sqlparser::ast::{Query, SetExpr, TableFactor, TableWithJoins};
 use sluice_sql::{InsertSource, ObjectKind, SluiceQuery, Statement};
 
 use crate::database::Database;
@@ -177,7 +176,7 @@ impl Database {
                 let batch = match &ins.source {
                     InsertSource::Values(rows) => crate::sql_bridge::values_to_batch(rows, &schema, &columns)?,
                     InsertSource::Query(q) => {
-                        let result = self.run_query(q)?;
+                        let result = self.run_bounded(q)?;
                         let out = result.concat()?;
                         if out.num_columns() != columns.len() {
                             return Err(Error::InvalidData {
@@ -220,76 +219,21 @@ impl Database {
         }
     }
 
-    fn check_bounded(&self, q: &SluiceQuery) -> Result<()> {
-        if let Some(name) = self.streaming_source(&q.query) {
-            return Err(Error::NotSupported(format!(
-                "streaming query over '{name}' (streaming SELECT arrives with issue D); \
-                 for a historical query write FROM table({name})"
-            )));
-        }
-        Ok(())
-    }
-
     fn explain(&self, q: &SluiceQuery) -> Result<String> {
-        self.check_bounded(q)?;
         crate::sql_bridge::explain(q, &EngineCatalog { db: self.clone() })
     }
 
+    /// Runs a query: historical queries read snapshots and end, streaming queries (`FROM s`)
+    /// follow the stream until LIMIT or cancel.
     fn run_query(&self, q: &SluiceQuery) -> Result<QueryResult> {
-        self.check_bounded(q)?;
         let (schema, rows, cancel) = crate::sql_bridge::run(q, &EngineCatalog { db: self.clone() })?;
         Ok(QueryResult { schema, rows, cancel, cancelled_reported: false })
     }
 
-    /// The first stream a query reads as a bare name (a streaming read in Proton's dialect),
-    /// ignoring CTE names and `table(s)`.
-    fn streaming_source(&self, q: &Query) -> Option<String> {
-        let ctes: Vec<String> = q
-            .with
-            .as_ref()
-            .map(|w| w.cte_tables.iter().map(|c| c.alias.name.value.clone()).collect())
-            .unwrap_or_default();
-        let mut found = None;
-        visit_set_expr(&q.body, &mut |t: &TableWithJoins| {
-            for f in std::iter::once(&t.relation).chain(t.joins.iter().map(|j| &j.relation)) {
-                self.check_factor(f, &ctes, &mut found);
-            }
-        });
-        found
-    }
-
-    fn check_factor(&self, f: &TableFactor, ctes: &[String], found: &mut Option<String>) {
-        match f {
-            TableFactor::Table { name, args: None, .. } => {
-                let n = name.to_string();
-                if found.is_none() && !ctes.contains(&n) && self.stream(&n).is_ok() {
-                    *found = Some(n);
-                }
-            }
-            TableFactor::Derived { subquery, .. } if found.is_none() => {
-                *found = self.streaming_source(subquery);
-            }
-            TableFactor::NestedJoin { table_with_joins, .. } => {
-                for f in std::iter::once(&table_with_joins.relation)
-                    .chain(table_with_joins.joins.iter().map(|j| &j.relation))
-                {
-                    self.check_factor(f, ctes, found);
-                }
-            }
-            _ => {}
-        }
-    }
-}
-
-fn visit_set_expr(body: &SetExpr, f: &mut dyn FnMut(&TableWithJoins)) {
-    match body {
-        SetExpr::Select(s) => s.from.iter().for_each(&mut *f),
-        SetExpr::Query(q) => visit_set_expr(&q.body, f),
-        SetExpr::SetOperation { left, right, .. } => {
-            visit_set_expr(left, f);
-            visit_set_expr(right, f);
-        }
-        _ => {}
+    /// Runs a query that must end (the source of `INSERT ... SELECT`).
+    fn run_bounded(&self, q: &SluiceQuery) -> Result<QueryResult> {
+        let (schema, rows, cancel) = crate::sql_bridge::run_bounded(q, &EngineCatalog { db: self.clone() })?;
+        Ok(QueryResult { schema, rows, cancel, cancelled_reported: false })
     }
 }
 

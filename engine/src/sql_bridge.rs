@@ -7,15 +7,34 @@ use std::sync::atomic::AtomicBool;
 use arrow::array::{ArrayRef, RecordBatch};
 use arrow::datatypes::{DataType, SchemaRef};
 use sluice_sql::sqlparser::ast::Expr;
-use sluice_sql::{ExecContext, QueryOptions, SluiceQuery};
+use sluice_sql::{ExecContext, Planned, QueryOptions, QueryPlan, SluiceQuery};
 
 use crate::session::RowIter;
 use crate::sql_catalog::EngineCatalog;
 use crate::{Error, Result};
 
-/// Plans and starts a bounded query; the rows are produced as the iterator is read.
+/// Plans and starts a query (bounded or streaming); the rows are produced as the iterator is
+/// read.
 pub(crate) fn run(q: &SluiceQuery, catalog: &EngineCatalog) -> Result<(SchemaRef, RowIter, Arc<AtomicBool>)> {
-    let plan = sluice_sql::plan_query(q, catalog, &QueryOptions::default())?;
+    match sluice_sql::plan(q, catalog, &QueryOptions::default())? {
+        Planned::Bounded(plan) => start_bounded(plan),
+        Planned::Streaming(plan) => {
+            let ctx = ExecContext::default();
+            let cancel = ctx.cancel.clone();
+            let query = plan.start(None, &ctx)?;
+            let schema = query.schema();
+            let rows: RowIter = Box::new(query.map(|r| r.map_err(Error::from)));
+            Ok((schema, rows, cancel))
+        }
+    }
+}
+
+/// Plans and starts a bounded query; a streaming query is an error.
+pub(crate) fn run_bounded(q: &SluiceQuery, catalog: &EngineCatalog) -> Result<(SchemaRef, RowIter, Arc<AtomicBool>)> {
+    start_bounded(sluice_sql::plan_query(q, catalog, &QueryOptions::default())?)
+}
+
+fn start_bounded(plan: QueryPlan) -> Result<(SchemaRef, RowIter, Arc<AtomicBool>)> {
     let mut ctx = ExecContext::default();
     if let Some(t) = plan.max_threads {
         ctx.threads = t;
@@ -32,7 +51,10 @@ pub(crate) fn run(q: &SluiceQuery, catalog: &EngineCatalog) -> Result<(SchemaRef
 
 /// The plan of a query as text.
 pub(crate) fn explain(q: &SluiceQuery, catalog: &EngineCatalog) -> Result<String> {
-    Ok(sluice_sql::plan_query(q, catalog, &QueryOptions::default())?.explain())
+    Ok(match sluice_sql::plan(q, catalog, &QueryOptions::default())? {
+        Planned::Bounded(p) => p.explain(),
+        Planned::Streaming(p) => p.explain(),
+    })
 }
 
 /// `INSERT ... VALUES` rows as a batch of `columns`.

@@ -8,13 +8,15 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use sluice_columnstore::{ColumnPredicate, ColumnRange, Predicate, Stat};
-use sluice_sql::catalog::{Catalog, ColumnFilter, FilterOp, Partition, Table};
+use sluice_sql::catalog::{Catalog, ColumnFilter, FilterOp, Partition, SeekTo, StreamSource, SubscribeRequest, Table};
 use sluice_sql::scalar::ScalarValue;
 use sluice_sql::sqlparser::ast::Expr;
 
 use crate::database::Database;
 use crate::scan::{ScanRequest, Snapshot};
 use crate::stream_def::{TP_SN, TP_TIME, tp_sn_field};
+use crate::streaming::EngineSource;
+use crate::subscribe::StartAt;
 
 /// The catalog of a database for one query.
 #[derive(Debug, Clone)]
@@ -26,7 +28,7 @@ impl Catalog for EngineCatalog {
     fn table(&self, name: &str) -> sluice_sql::Result<Arc<dyn Table>> {
         let snapshot =
             self.db.snapshot(name).map_err(|_| sluice_sql::Error::UnknownStream { name: name.to_string() })?;
-        Ok(Arc::new(EngineTable::new(snapshot)?))
+        Ok(Arc::new(EngineTable::new(snapshot, self.db.clone())?))
     }
 }
 
@@ -34,6 +36,7 @@ impl Catalog for EngineCatalog {
 #[derive(Debug)]
 pub(crate) struct EngineTable {
     snapshot: Snapshot,
+    db: Database,
     /// Stored columns, `_tp_sn`, then ALIAS columns.
     schema: SchemaRef,
     aliases: Arc<Vec<AliasEval>>,
@@ -48,7 +51,7 @@ struct AliasEval {
 }
 
 impl EngineTable {
-    pub(crate) fn new(snapshot: Snapshot) -> sluice_sql::Result<Self> {
+    pub(crate) fn new(snapshot: Snapshot, db: Database) -> sluice_sql::Result<Self> {
         let mut fields: Vec<Field> = snapshot.def().columns.iter().map(|c| c.field.clone()).collect();
         fields.push(tp_sn_field());
         let stored = Arc::new(Schema::new(fields.clone()));
@@ -68,7 +71,32 @@ impl EngineTable {
             fields.push(field.clone());
             aliases.push(AliasEval { field, expr, deps });
         }
-        Ok(Self { schema: Arc::new(Schema::new(fields)), snapshot, aliases: Arc::new(aliases) })
+        Ok(Self { schema: Arc::new(Schema::new(fields)), snapshot, db, aliases: Arc::new(aliases) })
+    }
+
+    /// The stored columns to read for `columns` (ALIAS columns replaced by what they use),
+    /// and the schema of the result when ALIAS columns must be computed.
+    fn stored_columns(&self, columns: &[String]) -> sluice_sql::Result<(Vec<String>, Option<SchemaRef>)> {
+        let is_alias = |c: &str| self.aliases.iter().any(|a| a.field.name() == c);
+        let mut stored: Vec<String> = columns.iter().filter(|c| !is_alias(c)).cloned().collect();
+        let mut any = false;
+        for a in self.aliases.iter().filter(|a| columns.iter().any(|c| c == a.field.name())) {
+            any = true;
+            for d in &a.deps {
+                if !stored.contains(d) {
+                    stored.push(d.clone());
+                }
+            }
+        }
+        if !any {
+            return Ok((stored, None));
+        }
+        let fields = columns
+            .iter()
+            .map(|c| self.schema.field_with_name(c).cloned())
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| sluice_sql::Error::Internal { message: e.to_string() })?;
+        Ok((stored, Some(Arc::new(Schema::new(fields)))))
     }
 }
 
@@ -98,36 +126,11 @@ impl Table for EngineTable {
     fn scan(&self, req: &sluice_sql::catalog::ScanRequest) -> sluice_sql::Result<Vec<Partition>> {
         // ALIAS columns are computed from the stored columns they use; those are read instead.
         let is_alias = |c: &str| self.aliases.iter().any(|a| a.field.name() == c);
-        let mut stored: Vec<String> = req.columns.iter().filter(|c| !is_alias(c)).cloned().collect();
-        let wanted: Vec<usize> = self
-            .aliases
-            .iter()
-            .enumerate()
-            .filter(|(_, a)| req.columns.iter().any(|c| c == a.field.name()))
-            .map(|(i, _)| i)
-            .collect();
-        for &i in &wanted {
-            for d in &self.aliases[i].deps {
-                if !stored.contains(d) {
-                    stored.push(d.clone());
-                }
-            }
-        }
+        let (stored, result_schema) = self.stored_columns(&req.columns)?;
         let filters: Vec<ColumnFilter> = req.filters.iter().filter(|f| !is_alias(&f.column)).cloned().collect();
         let predicate = to_predicate(&self.schema, &filters);
         let scan = ScanRequest { projection: Some(stored), predicate, exact: false };
         let out = self.snapshot.output_schema(&scan).map_err(to_sql_error)?;
-        let result_schema = if wanted.is_empty() {
-            None
-        } else {
-            let fields = req
-                .columns
-                .iter()
-                .map(|c| self.schema.field_with_name(c).cloned())
-                .collect::<std::result::Result<Vec<_>, _>>()
-                .map_err(|e| sluice_sql::Error::Internal { message: e.to_string() })?;
-            Some(Arc::new(Schema::new(fields)))
-        };
         let units = self.snapshot.units(&scan.predicate);
         let mut parts: Vec<Partition> = Vec::with_capacity(units.len());
         for unit in units {
@@ -149,6 +152,36 @@ impl Table for EngineTable {
             }));
         }
         Ok(parts)
+    }
+
+    fn subscribe(&self, req: &SubscribeRequest) -> sluice_sql::Result<Box<dyn StreamSource>> {
+        let (mut stored, result_schema) = self.stored_columns(&req.columns)?;
+        if stored.is_empty() {
+            // `count(*)` reads no column; the rows still need one to be counted.
+            stored.push(TP_SN.to_string());
+        }
+        let start = match &req.start {
+            SeekTo::Latest => StartAt::Latest,
+            SeekTo::Earliest => StartAt::Earliest,
+            SeekTo::Time(ms) => StartAt::Time(*ms),
+            SeekTo::Sn(n) => StartAt::Seq(*n),
+            SeekTo::Positions(p) => StartAt::Positions(p.clone()),
+        };
+        let sub = self.db.subscribe(self.name(), start, Some(stored)).map_err(to_sql_error)?;
+        let aliases = self.aliases.clone();
+        let columns = req.columns.clone();
+        let finish: Box<dyn Fn(RecordBatch) -> sluice_sql::Result<RecordBatch> + Send> = match result_schema {
+            Some(schema) => Box::new(move |b| with_aliases(&b, &schema, &aliases)),
+            None => Box::new(move |b| {
+                let idx = columns
+                    .iter()
+                    .map(|c| b.schema().index_of(c))
+                    .collect::<std::result::Result<Vec<_>, _>>()
+                    .map_err(|e| sluice_sql::Error::Internal { message: e.to_string() })?;
+                b.project(&idx).map_err(|e| sluice_sql::Error::Internal { message: e.to_string() })
+            }),
+        };
+        Ok(Box::new(EngineSource::new(&self.db, sub, finish)))
     }
 }
 

@@ -81,7 +81,8 @@ pub struct Subscription {
     projection: Vec<String>,
     schema: SchemaRef,
     time_from: Option<i64>,
-    ready: VecDeque<ShardBatch>,
+    /// Fetched batches not delivered yet, with the cursor position they were fetched at.
+    ready: VecDeque<(u64, ShardBatch)>,
     cancel: Arc<AtomicBool>,
     next_shard: usize,
 }
@@ -130,6 +131,10 @@ impl Subscription {
         })
     }
 
+    pub(crate) fn stream(&self) -> &Arc<Stream> {
+        &self.stream
+    }
+
     /// The schema of delivered batches.
     pub fn schema(&self) -> &SchemaRef {
         &self.schema
@@ -139,6 +144,24 @@ impl Subscription {
     /// [`StartAt::Positions`]).
     pub fn positions(&self) -> Vec<u64> {
         self.cursors.iter().map(|c| c.pos).collect()
+    }
+
+    /// The next sequence number per shard after the rows *delivered* so far (fetched rows
+    /// still queued inside the subscription do not count).
+    pub fn delivered_positions(&self) -> Vec<u64> {
+        let mut out = self.positions();
+        for (pos, b) in &self.ready {
+            let i = b.shard as usize;
+            if let Some(p) = out.get_mut(i) {
+                *p = (*p).min(*pos);
+            }
+        }
+        out
+    }
+
+    /// True once no row can come any more (the stream was dropped or the database closed).
+    pub fn is_finished(&self) -> bool {
+        self.stream.is_gone()
     }
 
     /// A handle that cancels this subscription from another thread.
@@ -151,7 +174,7 @@ impl Subscription {
     pub fn next_timeout(&mut self, timeout: Duration) -> Result<Option<ShardBatch>> {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(b) = self.ready.pop_front() {
+            if let Some((_, b)) = self.ready.pop_front() {
                 return Ok(Some(b));
             }
             if self.cancel.load(Ordering::Acquire) || self.stream.is_gone() {
@@ -292,7 +315,7 @@ impl Subscription {
                 .map(|f| batch.column_by_name(f.name()).cloned().expect("projection column present"))
                 .collect();
             let b = RecordBatch::try_new(self.schema.clone(), cols)?;
-            self.ready.push_back(ShardBatch { shard: shard.id, batch: b });
+            self.ready.push_back((pos, ShardBatch { shard: shard.id, batch: b }));
         }
         Ok(true)
     }

@@ -352,6 +352,8 @@ pub trait Accumulator: Send {
     fn size(&self) -> usize;
     /// For downcasting in `merge`.
     fn into_any(self: Box<Self>) -> Box<dyn Any>;
+    /// A copy of the state (streaming queries emit partial results without ending the state).
+    fn boxed_clone(&self) -> Box<dyn Accumulator>;
 }
 
 /// Downcasts the other side of a merge.

@@ -30,6 +30,53 @@ pub trait Table: Send + Sync + std::fmt::Debug {
     /// A bounded scan split into independent partitions (parts, memtable chunks) that may run on different threads.
     /// `filters` are conjuncts the storage MAY use to skip data (it can return extra rows; the executor always re-applies the full WHERE).
     fn scan(&self, req: &ScanRequest) -> Result<Vec<Partition>>;
+    /// An unbounded read for a streaming query (`SELECT ... FROM s`): rows from `req.start`
+    /// on, then every new row as it is appended.
+    fn subscribe(&self, req: &SubscribeRequest) -> Result<Box<dyn StreamSource>> {
+        let _ = req;
+        Err(crate::error::Error::NotImplemented {
+            feature: format!("streaming reads of `{}` (use table({}))", self.name(), self.name()),
+            location: None,
+        })
+    }
+}
+
+/// Where a streaming read starts.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum SeekTo {
+    /// New rows only (the default of `SELECT ... FROM s`).
+    #[default]
+    Latest,
+    /// Every stored row (`seek_to='earliest'`, `_tp_time > earliest_ts()`).
+    Earliest,
+    /// Stored rows whose `_tp_time` is at or after this time (ms since the epoch, UTC), then
+    /// every new row.
+    Time(i64),
+    /// Rows from this sequence number on in every shard (`_tp_sn >= n`).
+    Sn(u64),
+    /// From these sequence numbers, one per shard (a resumed checkpoint).
+    Positions(Vec<u64>),
+}
+
+/// What a streaming read should produce.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SubscribeRequest {
+    /// The columns, in this order.
+    pub columns: Vec<String>,
+    /// Where to start.
+    pub start: SeekTo,
+}
+
+/// The unbounded input of a streaming query. Batches of one shard arrive in sequence order.
+pub trait StreamSource: Send {
+    /// The next batch, waiting at most `timeout`; `Ok(None)` when none arrived in time.
+    /// Calling it again means the previous batch has been fully processed (the source may
+    /// report that progress, see `Database::sync`).
+    fn next_timeout(&mut self, timeout: std::time::Duration) -> Result<Option<RecordBatch>>;
+    /// True once no row can come any more (the stream was dropped, the database closed).
+    fn is_finished(&self) -> bool;
+    /// The next sequence number per shard after the rows delivered so far (a checkpoint).
+    fn positions(&self) -> Vec<u64>;
 }
 
 /// What a scan should produce.

@@ -39,6 +39,8 @@ pub mod u64_table;
 pub mod union;
 /// Constant batches.
 pub mod values;
+/// Window assignment (tumble, hop).
+pub mod window;
 
 /// A stream of batches.
 pub type PartStream = Box<dyn Iterator<Item = Result<RecordBatch>> + Send>;

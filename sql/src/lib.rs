@@ -104,6 +104,8 @@ pub mod exec;
 pub mod logical;
 /// Physical planning and the query API.
 mod plan;
+/// Streaming queries: unbounded reads, windows, watermarks, emission.
+pub mod stream;
 
 /// The storage interface: catalog, tables, bounded scans.
 pub mod catalog;
@@ -138,12 +140,15 @@ pub use settings::{
 };
 pub use types::{SqlType, TupleField};
 
-pub use catalog::{Catalog, ColumnFilter, FilterOp, Partition, ScanRequest, Table};
+pub use catalog::{
+    Catalog, ColumnFilter, FilterOp, Partition, ScanRequest, SeekTo, StreamSource, SubscribeRequest, Table,
+};
 pub use constant::{eval_constant, eval_expr_on_batch, values_to_batch};
 pub use context::{ExecContext, QueryOptions};
 pub use memtable::{MemCatalog, MemTable};
-pub use plan::{BatchStream, QueryPlan, plan_query};
+pub use plan::{BatchStream, Planned, QueryPlan, plan, plan_query};
 pub use scalar::ScalarValue;
+pub use stream::{StreamPlan, StreamStats, StreamingQuery};
 
 /// The sqlparser crate whose AST queries and expressions use, re-exported so callers match the
 /// same version.

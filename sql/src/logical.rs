@@ -66,6 +66,41 @@ pub enum JoinKind {
     Cross,
 }
 
+/// Window sizes in ticks of the time column's unit (a second column counts seconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowSpec {
+    /// `tumble`: back-to-back windows of `size`, aligned to the epoch.
+    Tumble {
+        /// Window length.
+        size: i64,
+    },
+    /// `hop`: windows of `size` starting every `slide`, aligned to the epoch.
+    Hop {
+        /// Distance between window starts.
+        slide: i64,
+        /// Window length.
+        size: i64,
+    },
+}
+
+impl WindowSpec {
+    /// The window length.
+    pub fn size(&self) -> i64 {
+        match self {
+            WindowSpec::Tumble { size } | WindowSpec::Hop { size, .. } => *size,
+        }
+    }
+}
+
+impl fmt::Display for WindowSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WindowSpec::Tumble { size } => write!(f, "tumble size={size}"),
+            WindowSpec::Hop { slide, size } => write!(f, "hop slide={slide} size={size}"),
+        }
+    }
+}
+
 /// A logical plan node.
 #[derive(Debug, Clone)]
 pub enum LogicalPlan {
@@ -79,6 +114,27 @@ pub enum LogicalPlan {
         filters: Vec<ColumnFilter>,
         /// At most this many rows needed.
         limit_hint: Option<usize>,
+    },
+    /// An unbounded read of a stream (`FROM s` without `table()`): a streaming query.
+    StreamScan {
+        /// The stream.
+        table: Arc<dyn Table>,
+        /// Columns read: (output column, table column name).
+        columns: Vec<(ColumnInfo, String)>,
+    },
+    /// `tumble(s, ...)` / `hop(s, ...)`: adds `window_start` and `window_end` to every row (a
+    /// hop window repeats a row once per window holding it).
+    Window {
+        /// Input.
+        input: Box<LogicalPlan>,
+        /// Window sizes.
+        spec: WindowSpec,
+        /// The event-time column (a timestamp column of the input).
+        time: ColumnInfo,
+        /// `window_start`.
+        start: ColumnInfo,
+        /// `window_end`.
+        end: ColumnInfo,
     },
     /// Constant batches (one empty row for `SELECT 1`, VALUES lists, folded results).
     Values {
@@ -153,10 +209,39 @@ pub enum LogicalPlan {
 }
 
 impl LogicalPlan {
+    /// Whether the plan reads a stream without `table()`: a streaming query.
+    pub fn is_streaming(&self) -> bool {
+        self.streaming_source().is_some()
+    }
+
+    /// The first stream the plan reads without `table()`.
+    pub fn streaming_source(&self) -> Option<String> {
+        match self {
+            LogicalPlan::StreamScan { table, .. } => Some(table.name().to_string()),
+            LogicalPlan::Scan { .. } | LogicalPlan::Values { .. } => None,
+            LogicalPlan::Window { input, .. }
+            | LogicalPlan::Filter { input, .. }
+            | LogicalPlan::Project { input, .. }
+            | LogicalPlan::Aggregate { input, .. }
+            | LogicalPlan::Sort { input, .. }
+            | LogicalPlan::Limit { input, .. } => input.streaming_source(),
+            LogicalPlan::Join { left, right, .. } => left.streaming_source().or_else(|| right.streaming_source()),
+            LogicalPlan::Union { inputs, .. } => inputs.iter().find_map(LogicalPlan::streaming_source),
+        }
+    }
+
     /// The output columns.
     pub fn output(&self) -> Vec<ColumnInfo> {
         match self {
-            LogicalPlan::Scan { columns, .. } => columns.iter().map(|(c, _)| c.clone()).collect(),
+            LogicalPlan::Scan { columns, .. } | LogicalPlan::StreamScan { columns, .. } => {
+                columns.iter().map(|(c, _)| c.clone()).collect()
+            }
+            LogicalPlan::Window { input, start, end, .. } => {
+                let mut out = input.output();
+                out.push(start.clone());
+                out.push(end.clone());
+                out
+            }
             LogicalPlan::Values { out, .. } | LogicalPlan::Join { out, .. } | LogicalPlan::Union { out, .. } => {
                 out.clone()
             }
@@ -188,6 +273,15 @@ pub fn prune(plan: LogicalPlan, required: &HashSet<usize>) -> LogicalPlan {
         LogicalPlan::Scan { table, columns, filters, limit_hint } => {
             let columns = columns.into_iter().filter(|(c, _)| required.contains(&c.id)).collect();
             LogicalPlan::Scan { table, columns, filters, limit_hint }
+        }
+        LogicalPlan::StreamScan { table, columns } => {
+            let columns = columns.into_iter().filter(|(c, _)| required.contains(&c.id)).collect();
+            LogicalPlan::StreamScan { table, columns }
+        }
+        LogicalPlan::Window { input, spec, time, start, end } => {
+            let mut req = required.clone();
+            req.insert(time.id);
+            LogicalPlan::Window { input: Box::new(prune(*input, &req)), spec, time, start, end }
         }
         v @ LogicalPlan::Values { .. } => v,
         LogicalPlan::Filter { input, predicate } => {
@@ -304,6 +398,9 @@ pub fn push_filters(plan: LogicalPlan) -> LogicalPlan {
         },
         LogicalPlan::Union { inputs, out } => {
             LogicalPlan::Union { inputs: inputs.into_iter().map(push_filters).collect(), out }
+        }
+        LogicalPlan::Window { input, spec, time, start, end } => {
+            LogicalPlan::Window { input: Box::new(push_filters(*input)), spec, time, start, end }
         }
         other => other,
     }

@@ -27,6 +27,7 @@ use crate::exec::sort::{PhysSortKey, SortExec};
 use crate::exec::top_k::TopKExec;
 use crate::exec::union::UnionExec;
 use crate::exec::values::ValuesExec;
+use crate::exec::window::WindowExec;
 use crate::exec::{ExecNode, PartStream, explain};
 use crate::expr::BExpr;
 use crate::logical::{self, ColumnInfo, LogicalPlan};
@@ -42,19 +43,23 @@ pub struct QueryPlan {
     pub max_memory_usage: Option<usize>,
 }
 
-/// Plans a historical (bounded) query.
-pub fn plan_query(q: &SluiceQuery, catalog: &dyn Catalog, opts: &QueryOptions) -> Result<QueryPlan> {
-    if q.emit.is_some() {
-        return Err(Error::NotImplemented {
-            feature: "EMIT (streaming queries come with issue D)".into(),
-            location: None,
-        });
-    }
-    if !q.partition_by.is_empty() {
-        return Err(Error::NotImplemented { feature: "PARTITION BY substreams (streaming)".into(), location: None });
-    }
-    let mut max_threads = None;
-    let mut max_memory_usage = None;
+/// A planned query: historical (bounded) or streaming.
+#[derive(Debug, Clone)]
+pub enum Planned {
+    /// Reads `table(s)` snapshots and ends.
+    Bounded(QueryPlan),
+    /// Reads a stream without end (`FROM s`).
+    Streaming(Box<crate::stream::StreamPlan>),
+}
+
+/// Query settings the planner reads.
+struct QuerySettings {
+    max_threads: Option<usize>,
+    max_memory_usage: Option<usize>,
+}
+
+fn query_settings(q: &SluiceQuery) -> Result<QuerySettings> {
+    let mut out = QuerySettings { max_threads: None, max_memory_usage: None };
     for (name, value) in q.settings.iter() {
         let as_n = || {
             value.as_i64().filter(|v| *v >= 0).map(|v| v as usize).ok_or_else(|| Error::InvalidSetting {
@@ -63,16 +68,57 @@ pub fn plan_query(q: &SluiceQuery, catalog: &dyn Catalog, opts: &QueryOptions) -
             })
         };
         match name.as_str() {
-            "max_threads" => max_threads = Some(as_n()?.max(1)),
-            "max_memory_usage" => max_memory_usage = Some(as_n()?),
+            "max_threads" => out.max_threads = Some(as_n()?.max(1)),
+            "max_memory_usage" => out.max_memory_usage = Some(as_n()?),
+            "seek_to" => {
+                crate::stream::parse_seek_to(&value.as_string())?;
+            }
             _ => {}
         }
     }
+    Ok(out)
+}
+
+/// Plans a query: streaming when it reads a stream without `table()`.
+pub fn plan(q: &SluiceQuery, catalog: &dyn Catalog, opts: &QueryOptions) -> Result<Planned> {
+    let settings = query_settings(q)?;
     let mut binder = Binder::new(catalog, opts);
     let logical = binder.bind_query(&q.query)?;
+    if logical.is_streaming() {
+        return Ok(Planned::Streaming(Box::new(crate::stream::plan(q, logical, settings.max_memory_usage)?)));
+    }
+    bounded(q, logical, settings).map(Planned::Bounded)
+}
+
+/// Plans a historical (bounded) query; a streaming query is an error.
+pub fn plan_query(q: &SluiceQuery, catalog: &dyn Catalog, opts: &QueryOptions) -> Result<QueryPlan> {
+    let settings = query_settings(q)?;
+    let mut binder = Binder::new(catalog, opts);
+    let logical = binder.bind_query(&q.query)?;
+    if let Some(name) = logical.streaming_source() {
+        return Err(Error::NotImplemented {
+            feature: format!(
+                "a streaming read here (FROM {name} reads the stream without end; table({name}) reads the rows stored now)"
+            ),
+            location: None,
+        });
+    }
+    bounded(q, logical, settings)
+}
+
+fn bounded(q: &SluiceQuery, logical: LogicalPlan, settings: QuerySettings) -> Result<QueryPlan> {
+    if q.emit.is_some() {
+        return Err(Error::Bind {
+            message: "EMIT applies to streaming queries (FROM s), not to historical ones (FROM table(s))".into(),
+            span: None,
+        });
+    }
+    if !q.partition_by.is_empty() {
+        return Err(Error::NotImplemented { feature: "PARTITION BY substreams (streaming)".into(), location: None });
+    }
     let schema = logical.schema();
     let root = physical_plan(logical)?;
-    Ok(QueryPlan { root, schema, max_threads, max_memory_usage })
+    Ok(QueryPlan { root, schema, max_threads: settings.max_threads, max_memory_usage: settings.max_memory_usage })
 }
 
 impl QueryPlan {
@@ -155,7 +201,7 @@ impl Iterator for BatchStream {
     }
 }
 
-fn relabel(b: RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
+pub(crate) fn relabel(b: RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
     if b.schema().fields() == schema.fields() {
         return Ok(b);
     }
@@ -181,12 +227,12 @@ pub(crate) fn physical_plan(plan: LogicalPlan) -> Result<Arc<dyn ExecNode>> {
     Ok(node)
 }
 
-fn schema_of(cols: &[ColumnInfo]) -> SchemaRef {
+pub(crate) fn schema_of(cols: &[ColumnInfo]) -> SchemaRef {
     Arc::new(Schema::new(cols.iter().map(ColumnInfo::field).collect::<Vec<_>>()))
 }
 
 /// Rewrites column ids into positions of `input`.
-fn to_phys(e: &BExpr, input: &[ColumnInfo]) -> Result<BExpr> {
+pub(crate) fn to_phys(e: &BExpr, input: &[ColumnInfo]) -> Result<BExpr> {
     e.map_columns(&mut |id| {
         input
             .iter()
@@ -214,6 +260,22 @@ fn create(plan: &LogicalPlan, needed: Option<&HashSet<usize>>) -> Result<Built> 
                 limit_hint: *limit_hint,
             };
             (Arc::new(ScanExec { table: table.clone(), request, schema: schema_of(&out) }), out)
+        }
+        LogicalPlan::StreamScan { table, .. } => {
+            return Err(Error::NotImplemented {
+                feature: format!("a streaming read of `{0}` here (a historical query reads table({0}))", table.name()),
+                location: None,
+            });
+        }
+        LogicalPlan::Window { input, spec, time, start, end } => {
+            let (child, mut cols) = create(input, None)?;
+            let t = cols
+                .iter()
+                .position(|c| c.id == time.id)
+                .ok_or_else(|| Error::Internal { message: "window time column not produced by the input".into() })?;
+            cols.push(start.clone());
+            cols.push(end.clone());
+            (Arc::new(WindowExec { input: child, spec: *spec, time: t, schema: schema_of(&cols) }), cols)
         }
         LogicalPlan::Values { out, batches } => (
             Arc::new(ValuesExec { batches: batches.clone(), schema: schema_of(out), label: "Values".into() }),

@@ -7,4 +7,5 @@ mod engine_sql;
 mod server_http;
 mod server_pg;
 mod slt;
+mod streaming;
 mod wal_model;

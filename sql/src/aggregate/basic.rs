@@ -20,7 +20,7 @@ const LANES: usize = 4;
 const LANE_GROUPS: usize = 64;
 
 /// `count(*)` / `count(x)`.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct CountAcc {
     star: bool,
     counts: Vec<u64>,
@@ -86,6 +86,10 @@ impl Accumulator for CountAcc {
     fn into_any(self: Box<Self>) -> Box<dyn Any> {
         self
     }
+
+    fn boxed_clone(&self) -> Box<dyn Accumulator> {
+        Box::new(self.clone())
+    }
 }
 
 /// Sum of a primitive type (wrapping on integer overflow, as ClickHouse).
@@ -95,6 +99,12 @@ pub struct SumAcc<T: ArrowPrimitiveType> {
     seen: Vec<bool>,
     nullable: bool,
     ty: DataType,
+}
+
+impl<T: ArrowPrimitiveType> Clone for SumAcc<T> {
+    fn clone(&self) -> Self {
+        SumAcc { sums: self.sums.clone(), seen: self.seen.clone(), nullable: self.nullable, ty: self.ty.clone() }
+    }
 }
 
 /// A sum accumulator for result type `ty`.
@@ -197,10 +207,14 @@ impl<T: ArrowPrimitiveType> Accumulator for SumAcc<T> {
     fn into_any(self: Box<Self>) -> Box<dyn Any> {
         self
     }
+
+    fn boxed_clone(&self) -> Box<dyn Accumulator> {
+        Box::new(self.clone())
+    }
 }
 
 /// `avg(x)`: NaN for an empty non-nullable input (ClickHouse), NULL if nullable.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct AvgAcc {
     sums: Vec<f64>,
     counts: Vec<u64>,
@@ -305,10 +319,14 @@ impl Accumulator for AvgAcc {
     fn into_any(self: Box<Self>) -> Box<dyn Any> {
         self
     }
+
+    fn boxed_clone(&self) -> Box<dyn Accumulator> {
+        Box::new(self.clone())
+    }
 }
 
 /// Variance / standard deviation (Welford's method per group, Chan's formula to merge).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct VarAcc {
     sample: bool,
     stddev: bool,
@@ -380,6 +398,10 @@ impl Accumulator for VarAcc {
     fn into_any(self: Box<Self>) -> Box<dyn Any> {
         self
     }
+
+    fn boxed_clone(&self) -> Box<dyn Accumulator> {
+        Box::new(self.clone())
+    }
 }
 
 /// min/max of a primitive type.
@@ -390,6 +412,18 @@ pub struct MinMaxAcc<T: ArrowPrimitiveType> {
     seen: Vec<bool>,
     nullable: bool,
     ty: DataType,
+}
+
+impl<T: ArrowPrimitiveType> Clone for MinMaxAcc<T> {
+    fn clone(&self) -> Self {
+        MinMaxAcc {
+            min: self.min,
+            vals: self.vals.clone(),
+            seen: self.seen.clone(),
+            nullable: self.nullable,
+            ty: self.ty.clone(),
+        }
+    }
 }
 
 /// A min or max accumulator for argument type `ty`.
@@ -481,10 +515,14 @@ impl<T: ArrowPrimitiveType> Accumulator for MinMaxAcc<T> {
     fn into_any(self: Box<Self>) -> Box<dyn Any> {
         self
     }
+
+    fn boxed_clone(&self) -> Box<dyn Accumulator> {
+        Box::new(self.clone())
+    }
 }
 
 /// min/max of strings.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct StrMinMaxAcc {
     min: bool,
     vals: Vec<Option<String>>,
@@ -548,5 +586,9 @@ impl Accumulator for StrMinMaxAcc {
 
     fn into_any(self: Box<Self>) -> Box<dyn Any> {
         self
+    }
+
+    fn boxed_clone(&self) -> Box<dyn Accumulator> {
+        Box::new(self.clone())
     }
 }

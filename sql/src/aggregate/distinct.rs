@@ -29,7 +29,7 @@ pub fn hasher() -> Hasher {
     )
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 enum Sets {
     Words(Vec<U64Table>),
     Bytes(Vec<HashSet<Box<[u8]>, Hasher>>),
@@ -47,6 +47,13 @@ pub struct DistinctAcc {
 fn is_word(t: &DataType) -> bool {
     let t = value_type(t);
     t.is_integer() || t.is_floating() || matches!(t, DataType::Date32 | DataType::Timestamp(..) | DataType::Boolean)
+}
+
+impl Clone for DistinctAcc {
+    /// The row converter is rebuilt on the next update (it encodes the same bytes).
+    fn clone(&self) -> Self {
+        DistinctAcc { words: self.words, sets: self.sets.clone(), converter: None, bytes: self.bytes }
+    }
 }
 
 impl DistinctAcc {
@@ -218,5 +225,9 @@ impl Accumulator for DistinctAcc {
 
     fn into_any(self: Box<Self>) -> Box<dyn Any> {
         self
+    }
+
+    fn boxed_clone(&self) -> Box<dyn Accumulator> {
+        Box::new(self.clone())
     }
 }

@@ -34,7 +34,7 @@ fn values(a: &ArrayRef) -> Result<ArrayRef> {
 }
 
 /// `any(x)` / `any_last(x)`.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct AnyAcc {
     last: bool,
     ty: DataType,
@@ -85,10 +85,14 @@ impl Accumulator for AnyAcc {
     fn into_any(self: Box<Self>) -> Box<dyn Any> {
         self
     }
+
+    fn boxed_clone(&self) -> Box<dyn Accumulator> {
+        Box::new(self.clone())
+    }
 }
 
 /// min/max of any comparable type.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct MinMaxGeneric {
     min: bool,
     ty: DataType,
@@ -146,10 +150,14 @@ impl Accumulator for MinMaxGeneric {
     fn into_any(self: Box<Self>) -> Box<dyn Any> {
         self
     }
+
+    fn boxed_clone(&self) -> Box<dyn Accumulator> {
+        Box::new(self.clone())
+    }
 }
 
 /// `arg_min(arg, val)` / `arg_max(arg, val)`.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ArgAcc {
     min: bool,
     ty: DataType,
@@ -210,10 +218,14 @@ impl Accumulator for ArgAcc {
     fn into_any(self: Box<Self>) -> Box<dyn Any> {
         self
     }
+
+    fn boxed_clone(&self) -> Box<dyn Accumulator> {
+        Box::new(self.clone())
+    }
 }
 
 /// `group_array([max])(x)` / `group_uniq_array(x)`.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct GroupArrayAcc {
     max: Option<usize>,
     distinct: bool,
@@ -284,5 +296,9 @@ impl Accumulator for GroupArrayAcc {
 
     fn into_any(self: Box<Self>) -> Box<dyn Any> {
         self
+    }
+
+    fn boxed_clone(&self) -> Box<dyn Accumulator> {
+        Box::new(self.clone())
     }
 }

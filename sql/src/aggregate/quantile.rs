@@ -16,7 +16,7 @@ use crate::error::Result;
 pub type QuantileOut = (Vec<f64>, QuantileMethod, bool);
 
 /// Collected values per group.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct QuantileAcc {
     outs: Vec<QuantileOut>,
     vals: Vec<Vec<f64>>,
@@ -206,6 +206,10 @@ impl Accumulator for QuantileAcc {
 
     fn into_any(self: Box<Self>) -> Box<dyn Any> {
         self
+    }
+
+    fn boxed_clone(&self) -> Box<dyn Accumulator> {
+        Box::new(self.clone())
     }
 }
 

@@ -12,7 +12,7 @@ use super::{Binder, ExprCtx, Scope, ScopeCol};
 use crate::error::{Error, Result};
 use crate::expr::BExpr;
 use crate::functions::{self, compare};
-use crate::logical::{ColumnInfo, JoinKind, LogicalPlan};
+use crate::logical::{ColumnInfo, JoinKind, LogicalPlan, WindowSpec};
 
 impl Binder<'_> {
     /// FROM: one item or several (cross joined).
@@ -61,11 +61,10 @@ impl Binder<'_> {
                                 };
                                 (inner.trim_matches('`').trim_matches('"').to_string(), true)
                             }
-                            "tumble" | "hop" | "session" | "dedup" | "changelog" => {
+                            "tumble" | "hop" => return self.window(&lower, a, alias),
+                            "session" | "dedup" | "changelog" => {
                                 return Err(Error::NotImplemented {
-                                    feature: format!(
-                                        "the streaming table function {lower}() (streaming queries come with issue D)"
-                                    ),
+                                    feature: format!("the streaming table function {lower}()"),
                                     location: None,
                                 });
                             }
@@ -137,14 +136,7 @@ impl Binder<'_> {
         let table_name = table_name.to_string();
         let qualifier = alias.as_ref().map(|a| a.name.value.clone()).unwrap_or_else(|| table_name.clone());
         let table = self.catalog.table(&table_name)?;
-        if !bounded && !self.opts.plain_stream_is_table {
-            return Err(Error::NotImplemented {
-                feature: format!(
-                    "streaming query on `{table_name}` (streaming comes with issue D); use table({table_name}) for a historical query"
-                ),
-                location: None,
-            });
-        }
+        let streaming = !bounded && !self.opts.plain_stream_is_table;
         let schema = table.schema();
         let star = table.star_columns();
         let mut cols = Vec::new();
@@ -160,7 +152,113 @@ impl Binder<'_> {
         }
         // SELECT * follows star_columns' order.
         scope.cols.sort_by_key(|c| star.iter().position(|s| *s == c.info.name).unwrap_or(usize::MAX));
-        Ok((LogicalPlan::Scan { table, columns: cols, filters: Vec::new(), limit_hint: None }, scope))
+        let plan = if streaming {
+            LogicalPlan::StreamScan { table, columns: cols }
+        } else {
+            LogicalPlan::Scan { table, columns: cols, filters: Vec::new(), limit_hint: None }
+        };
+        Ok((plan, scope))
+    }
+
+    /// `tumble(s [, time_col], size)` and `hop(s [, time_col], slide, size)`: the stream (or
+    /// `table(s)`) with `window_start` and `window_end` added.
+    fn window(
+        &mut self,
+        func: &str,
+        a: &ast::TableFunctionArgs,
+        alias: &Option<ast::TableAlias>,
+    ) -> Result<(LogicalPlan, Scope)> {
+        let usage = match func {
+            "tumble" => "tumble(stream [, time_column], size)",
+            _ => "hop(stream [, time_column], slide, size)",
+        };
+        let bad = |m: String| Error::Bind { message: format!("{m}; usage: {usage}"), span: None };
+        let args: Vec<&Expr> = a
+            .args
+            .iter()
+            .map(|x| match x {
+                ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) => Ok(e),
+                other => Err(bad(format!("unexpected argument `{other}`"))),
+            })
+            .collect::<Result<_>>()?;
+        let intervals = if func == "tumble" { 1 } else { 2 };
+        if args.len() != intervals + 1 && args.len() != intervals + 2 {
+            return Err(bad(format!("{func}() takes {} or {} arguments", intervals + 1, intervals + 2)));
+        }
+        // The source: a stream name (streaming) or table(s) (historical).
+        let (source, bounded) = match args[0] {
+            Expr::Function(f) if f.name.to_string().eq_ignore_ascii_case("table") => {
+                let inner = match &f.args {
+                    ast::FunctionArguments::List(l) if l.args.len() == 1 => l.args[0].to_string(),
+                    _ => return Err(bad("table() takes one stream name".into())),
+                };
+                (inner, true)
+            }
+            Expr::Identifier(_) | Expr::CompoundIdentifier(_) => (args[0].to_string(), false),
+            other => return Err(bad(format!("the first argument must be a stream, not `{other}`"))),
+        };
+        let source = source.trim_matches('`').trim_matches('"').to_string();
+        let (input, mut scope) = self.bind_table(&source, alias, bounded)?;
+        let time_name = if args.len() == intervals + 2 {
+            match args[1] {
+                Expr::Identifier(i) => i.value.clone(),
+                other => return Err(bad(format!("the time column must be a column name, not `{other}`"))),
+            }
+        } else {
+            "_tp_time".to_string()
+        };
+        let time = scope.resolve(None, &time_name, None)?.ok_or_else(|| Error::UnknownColumn {
+            name: time_name.clone(),
+            stream: Some(source.clone()),
+            span: None,
+        })?;
+        let unit_nanos: i128 = match &time.ty {
+            DataType::Timestamp(u, _) => match u {
+                arrow::datatypes::TimeUnit::Second => 1_000_000_000,
+                arrow::datatypes::TimeUnit::Millisecond => 1_000_000,
+                arrow::datatypes::TimeUnit::Microsecond => 1_000,
+                arrow::datatypes::TimeUnit::Nanosecond => 1,
+            },
+            other => return Err(bad(format!("the time column `{time_name}` has type {other}, not a datetime"))),
+        };
+        let mut sizes = Vec::new();
+        for e in &args[args.len() - intervals..] {
+            let iv = crate::interval::IntervalLiteral::from_expr(e)
+                .map_err(|_| bad(format!("`{e}` is not an interval (write 5s, 2m, 1h or INTERVAL 5 SECOND)")))?;
+            let nanos = iv.as_nanos().ok_or_else(|| Error::NotImplemented {
+                feature: format!("calendar window sizes ({iv})"),
+                location: None,
+            })?;
+            if nanos <= 0 {
+                return Err(bad(format!("window interval {iv} must be positive")));
+            }
+            if nanos % unit_nanos != 0 {
+                return Err(bad(format!("window interval {iv} is finer than the precision of `{time_name}`")));
+            }
+            sizes.push(
+                i64::try_from(nanos / unit_nanos).map_err(|_| bad(format!("window interval {iv} is too large")))?,
+            );
+        }
+        let spec = match func {
+            "tumble" => WindowSpec::Tumble { size: sizes[0] },
+            _ => {
+                if sizes[0] > sizes[1] {
+                    return Err(bad("the hop slide must not be longer than the window size".into()));
+                }
+                WindowSpec::Hop { slide: sizes[0], size: sizes[1] }
+            }
+        };
+        let ty = match &time.ty {
+            DataType::Timestamp(u, tz) => DataType::Timestamp(*u, tz.clone()),
+            t => t.clone(),
+        };
+        let start = self.new_col("window_start", ty.clone(), false);
+        let end = self.new_col("window_end", ty, false);
+        let qualifier = alias.as_ref().map(|a| a.name.value.clone()).unwrap_or_else(|| source.clone());
+        for c in [&start, &end] {
+            scope.cols.push(ScopeCol { qualifier: Some(qualifier.clone()), info: c.clone(), hidden: false });
+        }
+        Ok((LogicalPlan::Window { input: Box::new(input), spec, time, start, end }, scope))
     }
 
     fn numbers(&mut self, a: &ast::TableFunctionArgs, alias: &Option<ast::TableAlias>) -> Result<(LogicalPlan, Scope)> {

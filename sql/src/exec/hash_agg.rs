@@ -42,43 +42,66 @@ fn state_groups(aggs: &[AggCall]) -> Vec<Vec<usize>> {
     out
 }
 
-struct Partial {
-    keys: GroupKeys,
+/// What an aggregation computes: group keys and calls over its input, physical (column
+/// positions), and which calls share one accumulator.
+#[derive(Debug, Clone)]
+pub(crate) struct AggSpec {
+    /// Group key expressions.
+    pub groups: Vec<BExpr>,
+    /// Aggregate calls.
+    pub aggs: Vec<AggCall>,
+    /// Indexes of `aggs` sharing each accumulator.
+    states: Vec<Vec<usize>>,
+}
+
+impl AggSpec {
+    pub(crate) fn new(groups: Vec<BExpr>, aggs: Vec<AggCall>) -> Self {
+        let states = state_groups(&aggs);
+        AggSpec { groups, aggs, states }
+    }
+}
+
+/// Group keys and accumulators of one aggregation (a worker's partial state, a streaming
+/// window's state). Group ids are dense and stable: new groups get the next id.
+pub(crate) struct AggState {
+    pub(crate) keys: GroupKeys,
     accs: Vec<Box<dyn Accumulator>>,
-    gids: Vec<u32>,
+    /// The group id of each row of the last update.
+    pub(crate) gids: Vec<u32>,
     batches: usize,
     reservation: MemoryReservation,
 }
 
-impl Partial {
-    fn new(node: &HashAggExec, states: &[Vec<usize>], ctx: &ExecContext) -> Result<Self> {
-        let types: Vec<_> = node.groups.iter().map(BExpr::data_type).collect();
-        let accs = states
+impl AggState {
+    pub(crate) fn new(spec: &AggSpec, threads: usize, reservation: MemoryReservation) -> Result<Self> {
+        let types: Vec<_> = spec.groups.iter().map(BExpr::data_type).collect();
+        let accs = spec
+            .states
             .iter()
             .map(|g| {
-                let calls: Vec<&AggCall> = g.iter().map(|i| &node.aggs[*i]).collect();
-                aggregate::create(&calls, ctx.threads)
+                let calls: Vec<&AggCall> = g.iter().map(|i| &spec.aggs[*i]).collect();
+                aggregate::create(&calls, threads)
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(Partial {
-            keys: GroupKeys::new(&types)?,
-            accs,
-            gids: Vec::new(),
-            batches: 0,
-            reservation: ctx.reservation("GROUP BY state"),
-        })
+        Ok(AggState { keys: GroupKeys::new(&types)?, accs, gids: Vec::new(), batches: 0, reservation })
     }
 
-    fn update(&mut self, node: &HashAggExec, states: &[Vec<usize>], b: &RecordBatch) -> Result<()> {
+    /// Number of groups.
+    pub(crate) fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub(crate) fn update(&mut self, spec: &AggSpec, b: &RecordBatch) -> Result<()> {
         let rows = b.num_rows();
         if rows == 0 {
+            self.gids.clear();
             return Ok(());
         }
-        let keys = node.groups.iter().map(|g| g.eval_array(b)).collect::<Result<Vec<_>>>()?;
+        let keys = spec.groups.iter().map(|g| g.eval_array(b)).collect::<Result<Vec<_>>>()?;
         self.keys.intern(&keys, rows, &mut self.gids)?;
         let n = self.keys.len();
-        for (acc, g) in self.accs.iter_mut().zip(states) {
-            let call = &node.aggs[g[0]];
+        for (acc, g) in self.accs.iter_mut().zip(&spec.states) {
+            let call = &spec.aggs[g[0]];
             let mut args = call.args.iter().map(|a| a.eval_array(b)).collect::<Result<Vec<_>>>()?;
             match &call.filter {
                 None => acc.update(&args, &self.gids, n)?,
@@ -99,13 +122,17 @@ impl Partial {
         }
         self.batches += 1;
         if self.batches % 8 == 1 {
-            let size = self.keys.size() + self.accs.iter().map(|a| a.size()).sum::<usize>() + self.gids.capacity() * 4;
-            self.reservation.resize(size)?;
+            self.reservation.resize(self.size())?;
         }
         Ok(())
     }
 
-    fn merge(&mut self, other: Partial) -> Result<()> {
+    /// Approximate heap bytes held.
+    pub(crate) fn size(&self) -> usize {
+        self.keys.size() + self.accs.iter().map(|a| a.size()).sum::<usize>() + self.gids.capacity() * 4
+    }
+
+    fn merge(&mut self, other: AggState) -> Result<()> {
         let keys = other.keys.arrays()?;
         let rows = other.keys.len();
         let mut map = Vec::new();
@@ -117,54 +144,66 @@ impl Partial {
         let size = self.keys.size() + self.accs.iter().map(|a| a.size()).sum::<usize>();
         self.reservation.resize(size)
     }
+
+    /// The results: group key columns, then one column per aggregate call, one row per group.
+    /// `keep` leaves the state usable (streaming emits partial results); otherwise the
+    /// accumulators may be consumed.
+    pub(crate) fn finish(&mut self, spec: &AggSpec, keep: bool) -> Result<Vec<ArrayRef>> {
+        let n = self.keys.len();
+        let mut cols: Vec<Option<ArrayRef>> = vec![None; spec.groups.len() + spec.aggs.len()];
+        for (i, k) in self.keys.arrays()?.into_iter().enumerate() {
+            cols[i] = Some(k);
+        }
+        for (a, g) in self.accs.iter_mut().zip(&spec.states) {
+            let outs = if keep { a.boxed_clone().finish(n)? } else { a.finish(n)? };
+            for (o, i) in outs.into_iter().zip(g) {
+                cols[spec.groups.len() + i] = Some(o);
+            }
+        }
+        cols.into_iter()
+            .map(|c| c.ok_or_else(|| Error::Internal { message: "missing aggregate output".into() }))
+            .collect()
+    }
 }
 
 impl HashAggExec {
     fn run(&self, ctx: &ExecContext) -> Result<Vec<RecordBatch>> {
-        let states = state_groups(&self.aggs);
+        let spec = AggSpec::new(self.groups.clone(), self.aggs.clone());
         let parts = self.input.execute(ctx)?;
-        let partials =
-            fold_parallel(ctx, parts, &|| Partial::new(self, &states, ctx), &|p: &mut Partial, b: RecordBatch| {
-                p.update(self, &states, &b)
-            })?;
+        let new = || AggState::new(&spec, ctx.threads, ctx.reservation("GROUP BY state"));
+        let partials = fold_parallel(ctx, parts, &new, &|p: &mut AggState, b: RecordBatch| p.update(&spec, &b))?;
         let mut it = partials.into_iter();
         let mut acc = match it.next() {
             Some(p) => p,
-            None => Partial::new(self, &states, ctx)?,
+            None => new()?,
         };
         for p in it {
             ctx.check_cancelled()?;
             acc.merge(p)?;
         }
-        let n = acc.keys.len();
-        let mut cols: Vec<Option<ArrayRef>> = vec![None; self.groups.len() + self.aggs.len()];
-        for (i, k) in acc.keys.arrays()?.into_iter().enumerate() {
-            cols[i] = Some(k);
-        }
-        for (a, g) in acc.accs.iter_mut().zip(&states) {
-            let outs = a.finish(n)?;
-            for (o, i) in outs.into_iter().zip(g) {
-                cols[self.groups.len() + i] = Some(o);
-            }
-        }
-        let fields = self.schema.fields();
-        let cols = cols
-            .into_iter()
-            .zip(fields.iter())
-            .map(|(c, f)| {
-                let c = c.ok_or_else(|| Error::Internal { message: "missing aggregate output".into() })?;
-                if c.data_type() == f.data_type() {
-                    Ok(c)
-                } else {
-                    crate::functions::cast::cast_array(&c, f.data_type())
-                }
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let n = acc.len();
+        let cols = conform(acc.finish(&spec, false)?, &self.schema)?;
         let schema = relax(&self.schema, &cols);
         let batch =
             RecordBatch::try_new_with_options(schema, cols, &RecordBatchOptions::new().with_row_count(Some(n)))?;
         Ok(chunks(batch, 65_536))
     }
+}
+
+/// Casts result columns to the types the plan promised.
+pub(crate) fn conform(cols: Vec<ArrayRef>, schema: &SchemaRef) -> Result<Vec<ArrayRef>> {
+    cols.into_iter()
+        .zip(schema.fields().iter())
+        .map(
+            |(c, f)| {
+                if c.data_type() == f.data_type() {
+                    Ok(c)
+                } else {
+                    crate::functions::cast::cast_array(&c, f.data_type())
+                }
+            },
+        )
+        .collect()
 }
 
 /// The schema with fields made nullable where the data has NULLs the plan did not expect.

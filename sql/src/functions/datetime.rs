@@ -17,6 +17,8 @@ pub(crate) const FUNCTIONS: &[(&str, BindFn)] = &[
     ("now", now),
     ("now64", now),
     ("today", now),
+    ("earliest_ts", now),
+    ("earliest_timestamp", now),
     ("to_start_of_second", start_of),
     ("to_start_of_minute", start_of),
     ("to_start_of_five_minutes", start_of),
@@ -69,6 +71,11 @@ fn now(ctx: &FnCtx<'_>, args: Vec<BExpr>) -> Result<BExpr> {
         "today" => {
             arity(ctx, &args, 0, 0)?;
             BExpr::lit(ScalarValue::Date32(ctx.now.div_euclid(86_400_000_000_000) as i32))
+        }
+        // Proton: the start of time, for `WHERE _tp_time > earliest_ts()` (read everything).
+        "earliest_ts" | "earliest_timestamp" => {
+            arity(ctx, &args, 0, 0)?;
+            BExpr::lit(ScalarValue::Timestamp(0, TimeUnit::Millisecond, utc))
         }
         "now" => {
             arity(ctx, &args, 0, 1)?;

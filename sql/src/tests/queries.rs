@@ -289,14 +289,21 @@ fn plan_plain(sql: &str, plain_is_table: bool) -> crate::Result<crate::QueryPlan
 
 #[test]
 fn streaming_forms_are_not_silently_historical() {
+    // A bare stream name is a streaming read: never planned as a historical scan.
     let e = plan_plain("SELECT * FROM events", false).expect_err("streaming");
     assert_eq!(e.category(), ErrorCategory::NotSupported);
     assert!(e.to_string().contains("table(events)"), "{e}");
     assert!(plan_plain("SELECT * FROM table(events)", false).is_ok());
     let e = plan_plain("SELECT count(*) FROM table(events) EMIT PERIODIC 1s", false).expect_err("emit");
+    assert!(e.to_string().contains("EMIT applies to streaming queries"), "{e}");
+    let e = plan_plain("SELECT window_start, count(*) FROM tumble(events, ts, 5s) GROUP BY window_start", false)
+        .expect_err("tumble over a stream");
     assert_eq!(e.category(), ErrorCategory::NotSupported);
-    let e = plan_plain("SELECT window_start, count(*) FROM tumble(events, ts, 5s) GROUP BY window_start", true)
-        .expect_err("tumble");
+    // The in-memory catalog cannot follow a stream.
+    let Statement::Query(q) = crate::parse_statement("SELECT * FROM events").expect("parse") else { panic!() };
+    let planned = crate::plan(&q, &super::catalog(), &QueryOptions::default()).expect("plan");
+    let crate::Planned::Streaming(p) = planned else { panic!("streaming plan") };
+    let e = p.start(None, &crate::ExecContext::default()).expect_err("no subscribe");
     assert_eq!(e.category(), ErrorCategory::NotSupported);
 }
 

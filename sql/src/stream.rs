@@ -1,0 +1,848 @@
+//! Streaming queries: `SELECT ... FROM s` (no `table()`) reads the stream without end.
+//!
+//! A streaming plan is a chain over one unbounded source (joins and unions of streams are not
+//! supported yet):
+//!
+//! ```text
+//! StreamSource ─► pre ops (filter, project, window) ─► [aggregate] ─► post ops (HAVING,
+//!                 select list, ORDER BY per emission) ─► LIMIT
+//! ```
+//!
+//! Without an aggregate every batch flows through at once. A windowed aggregate (`GROUP BY
+//! window_start` over `tumble`/`hop`) keeps one state per open window and emits a window when
+//! the watermark (greatest event time minus the delay) reaches its end; rows older than the
+//! watermark are dropped and counted. A global aggregate emits every 2 s when something
+//! changed. `EMIT` changes the policy (see `docs/streaming.md`). The query runs on the
+//! thread that pulls its results ([`StreamingQuery`] is a blocking iterator); a cancel is
+//! seen within [`POLL_SLICE`].
+
+pub(crate) mod agg;
+pub(crate) mod ops;
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use arrow::array::{ArrayRef, Int8Array};
+use arrow::compute::SortOptions;
+use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
+use arrow::record_batch::{RecordBatch, RecordBatchOptions};
+
+use self::agg::{AggPlan, AggRun, Emission, KeySlot, Shape, WindowKey, with_delta};
+use self::ops::{RowOp, Watermark};
+use crate::ast::query::{Emit, EmitMode, SluiceQuery};
+use crate::catalog::{SeekTo, StreamSource, SubscribeRequest, Table};
+use crate::context::ExecContext;
+use crate::error::{Error, Result};
+use crate::exec::hash_agg::AggSpec;
+use crate::exec::sort::{PhysSortKey, sort_batch};
+use crate::expr::BExpr;
+use crate::functions::compare::CmpOp;
+use crate::interval::{IntervalLiteral, IntervalUnit};
+use crate::logical::{self, ColumnInfo, LogicalPlan, WindowSpec};
+use crate::plan::{relabel, schema_of, to_phys};
+use crate::scalar::ScalarValue;
+
+/// Longest a running query waits for input before it looks at its cancel flag and timers.
+pub const POLL_SLICE: Duration = Duration::from_millis(20);
+
+/// Default emission period of a global streaming aggregation.
+pub const DEFAULT_GLOBAL_PERIOD: Duration = Duration::from_secs(2);
+
+/// A step applied to every emitted batch after the aggregate.
+#[derive(Debug, Clone)]
+enum PostOp {
+    Row(RowOp),
+    Sort { keys: Vec<PhysSortKey>, fetch: Option<usize> },
+}
+
+/// When and what a streaming aggregate emits.
+#[derive(Debug, Clone)]
+struct Policy {
+    shape: Shape,
+    changelog: bool,
+    /// Emit after every input batch.
+    per_batch: bool,
+    periodic: Option<Duration>,
+    repeat: bool,
+    /// Close every open window after this long without input.
+    timeout: Option<Duration>,
+}
+
+/// A planned streaming query.
+#[derive(Debug, Clone)]
+pub struct StreamPlan {
+    table: Arc<dyn Table>,
+    request: SubscribeRequest,
+    pre: Vec<RowOp>,
+    agg: Option<AggPlan>,
+    post: Vec<PostOp>,
+    policy: Policy,
+    /// Watermark delay in ticks of the window's time column (windowed aggregates).
+    delay: i64,
+    skip: usize,
+    fetch: Option<usize>,
+    schema: SchemaRef,
+    memory_limit: Option<usize>,
+}
+
+impl StreamPlan {
+    /// The result schema (`_tp_delta` last for `EMIT CHANGELOG`).
+    pub fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    /// The stream read.
+    pub fn source(&self) -> &Arc<dyn Table> {
+        &self.table
+    }
+
+    /// Where the read starts and which columns it reads.
+    pub fn request(&self) -> &SubscribeRequest {
+        &self.request
+    }
+
+    /// Starts reading from `request().start` (or `start` when given: a resumed checkpoint).
+    pub fn start(&self, start: Option<SeekTo>, ctx: &ExecContext) -> Result<StreamingQuery> {
+        let mut req = self.request.clone();
+        if let Some(s) = start {
+            req.start = s;
+        }
+        let source = self.table.subscribe(&req)?;
+        StreamingQuery::new(self.clone(), source, ctx)
+    }
+
+    /// The operators, one per line.
+    pub fn explain(&self) -> String {
+        let mut lines = Vec::new();
+        lines.push(format!("StreamingQuery limit={:?} offset={}", self.fetch, self.skip));
+        for p in self.post.iter().rev() {
+            lines.push(match p {
+                PostOp::Row(r) => format!("{} (per emission)", r.describe()),
+                PostOp::Sort { fetch, .. } => format!("Sort per emission fetch={fetch:?}"),
+            });
+        }
+        if let Some(a) = &self.agg {
+            let p = &self.policy;
+            let groups: Vec<String> = a.spec.groups.iter().map(|g| g.to_string()).collect();
+            let calls: Vec<String> = a.spec.aggs.iter().map(|c| c.to_string()).collect();
+            lines.push(format!(
+                "{} groups=[{}] aggs=[{}] emit: {:?}{}{}{}{}",
+                if a.window.is_some() { "WindowAggregate" } else { "GlobalAggregate" },
+                groups.join(", "),
+                calls.join(", "),
+                p.shape,
+                if p.changelog { " changelog" } else { "" },
+                if p.per_batch { " on-update" } else { "" },
+                p.periodic.map(|d| format!(" periodic={d:?}")).unwrap_or_default(),
+                p.timeout.map(|d| format!(" timeout={d:?}")).unwrap_or_default(),
+            ));
+        }
+        for r in self.pre.iter().rev() {
+            lines.push(r.describe());
+        }
+        lines.push(format!(
+            "StreamScan {} columns=[{}] start={:?}",
+            self.table.name(),
+            self.request.columns.join(", "),
+            self.request.start
+        ));
+        let mut out = String::new();
+        for (i, l) in lines.iter().enumerate() {
+            out.push_str(&"  ".repeat(i));
+            out.push_str(l);
+            out.push('\n');
+        }
+        out
+    }
+}
+
+/// Plans a bound streaming query.
+pub(crate) fn plan(q: &SluiceQuery, logical: LogicalPlan, memory_limit: Option<usize>) -> Result<StreamPlan> {
+    if !q.partition_by.is_empty() {
+        return Err(Error::NotImplemented { feature: "PARTITION BY substreams".into(), location: None });
+    }
+    let out = logical.output();
+    // The chain from the root down to the source.
+    let mut chain: Vec<LogicalPlan> = Vec::new();
+    let mut node = logical;
+    loop {
+        let next = match &node {
+            LogicalPlan::StreamScan { .. } => None,
+            LogicalPlan::Filter { input, .. }
+            | LogicalPlan::Project { input, .. }
+            | LogicalPlan::Aggregate { input, .. }
+            | LogicalPlan::Sort { input, .. }
+            | LogicalPlan::Limit { input, .. }
+            | LogicalPlan::Window { input, .. } => Some((**input).clone()),
+            LogicalPlan::Join { .. } => return Err(not_streaming("joins in streaming queries")),
+            LogicalPlan::Union { .. } => return Err(not_streaming("UNION of streaming queries")),
+            LogicalPlan::Scan { .. } | LogicalPlan::Values { .. } => {
+                return Err(Error::Internal { message: "streaming plan without a stream source".into() });
+            }
+        };
+        chain.push(node);
+        match next {
+            Some(n) => node = n,
+            None => break,
+        }
+    }
+    chain.reverse(); // source first
+    let start = seek_from_where(&chain)?;
+    let start = match q.setting("seek_to") {
+        Some(v) => parse_seek_to(&v.as_string())?,
+        None => start,
+    };
+    // Prune: rebuild the plan from the chain and let `prune` drop unread columns.
+    let mut rebuilt: Option<LogicalPlan> = None;
+    for n in chain {
+        rebuilt = Some(match rebuilt {
+            None => n,
+            Some(child) => with_input(n, child),
+        });
+    }
+    let plan = rebuilt.ok_or_else(|| Error::Internal { message: "empty streaming plan".into() })?;
+    let required: HashSet<usize> = out.iter().map(|c| c.id).collect();
+    let plan = logical::prune(plan, &required);
+    let mut chain = Vec::new();
+    let mut node = plan;
+    loop {
+        let (this, next) = split_input(node);
+        chain.push(this);
+        match next {
+            Some(n) => node = n,
+            None => break,
+        }
+    }
+    chain.reverse();
+    build(q, chain, out, start, memory_limit)
+}
+
+fn not_streaming(what: &str) -> Error {
+    Error::NotImplemented { feature: what.to_string(), location: None }
+}
+
+/// Replaces a chain node's input.
+fn with_input(node: LogicalPlan, child: LogicalPlan) -> LogicalPlan {
+    let child = Box::new(child);
+    match node {
+        LogicalPlan::Filter { predicate, .. } => LogicalPlan::Filter { input: child, predicate },
+        LogicalPlan::Project { exprs, .. } => LogicalPlan::Project { input: child, exprs },
+        LogicalPlan::Aggregate { groups, aggs, .. } => LogicalPlan::Aggregate { input: child, groups, aggs },
+        LogicalPlan::Sort { keys, fetch, .. } => LogicalPlan::Sort { input: child, keys, fetch },
+        LogicalPlan::Limit { skip, fetch, .. } => LogicalPlan::Limit { input: child, skip, fetch },
+        LogicalPlan::Window { spec, time, start, end, .. } => {
+            LogicalPlan::Window { input: child, spec, time, start, end }
+        }
+        other => other,
+    }
+}
+
+/// Splits a chain node from its input (the node keeps a placeholder input).
+fn split_input(node: LogicalPlan) -> (LogicalPlan, Option<LogicalPlan>) {
+    let hole = || Box::new(LogicalPlan::Values { out: vec![], batches: vec![] });
+    match node {
+        LogicalPlan::Filter { input, predicate } => (LogicalPlan::Filter { input: hole(), predicate }, Some(*input)),
+        LogicalPlan::Project { input, exprs } => (LogicalPlan::Project { input: hole(), exprs }, Some(*input)),
+        LogicalPlan::Aggregate { input, groups, aggs } => {
+            (LogicalPlan::Aggregate { input: hole(), groups, aggs }, Some(*input))
+        }
+        LogicalPlan::Sort { input, keys, fetch } => (LogicalPlan::Sort { input: hole(), keys, fetch }, Some(*input)),
+        LogicalPlan::Limit { input, skip, fetch } => (LogicalPlan::Limit { input: hole(), skip, fetch }, Some(*input)),
+        LogicalPlan::Window { input, spec, time, start, end } => {
+            (LogicalPlan::Window { input: hole(), spec, time, start, end }, Some(*input))
+        }
+        other => (other, None),
+    }
+}
+
+/// A seek in the WHERE clause right above the source: `_tp_time >= t`, `_tp_time > t`,
+/// `_tp_sn >= n`, `_tp_sn > n`.
+fn seek_from_where(chain: &[LogicalPlan]) -> Result<SeekTo> {
+    let LogicalPlan::StreamScan { columns, .. } = &chain[0] else { return Ok(SeekTo::Latest) };
+    let id_of = |name: &str| columns.iter().find(|(_, n)| n == name).map(|(c, _)| c.id);
+    let (time_id, sn_id) = (id_of("_tp_time"), id_of("_tp_sn"));
+    let mut seek = SeekTo::Latest;
+    for n in &chain[1..] {
+        let pred = match n {
+            LogicalPlan::Filter { predicate, .. } => predicate,
+            LogicalPlan::Window { .. } => continue,
+            _ => break,
+        };
+        for c in pred.clone().conjuncts() {
+            let BExpr::Call { func, args, .. } = &c else { continue };
+            let Some(op) = CmpOp::from_name(&func.name) else { continue };
+            if args.len() != 2 {
+                continue;
+            }
+            let (id, lit, op) = match (&args[0], args[1].as_literal(), &args[1], args[0].as_literal()) {
+                (BExpr::Column { id, .. }, Some(v), _, _) => (*id, v, op),
+                (_, _, BExpr::Column { id, .. }, Some(v)) => (*id, v, op.flip()),
+                _ => continue,
+            };
+            let found = if Some(id) == time_id && matches!(op, CmpOp::Gt | CmpOp::GtEq) {
+                match lit {
+                    ScalarValue::Timestamp(v, unit, _) => {
+                        let ms = to_millis(v, unit);
+                        Some(if ms <= 0 { SeekTo::Earliest } else { SeekTo::Time(ms) })
+                    }
+                    _ => None,
+                }
+            } else if Some(id) == sn_id && matches!(op, CmpOp::Gt | CmpOp::GtEq) {
+                lit.as_i64().map(|n| {
+                    let n = if op == CmpOp::Gt { n.saturating_add(1) } else { n };
+                    SeekTo::Sn(n.max(0) as u64)
+                })
+            } else {
+                None
+            };
+            if let Some(f) = found {
+                seek = f;
+            }
+        }
+    }
+    Ok(seek)
+}
+
+fn to_millis(v: i64, unit: TimeUnit) -> i64 {
+    match unit {
+        TimeUnit::Second => v.saturating_mul(1000),
+        TimeUnit::Millisecond => v,
+        TimeUnit::Microsecond => v.div_euclid(1000),
+        TimeUnit::Nanosecond => v.div_euclid(1_000_000),
+    }
+}
+
+/// `seek_to`: `'earliest'`, `'latest'`, a timestamp (UTC unless it names an offset), or a
+/// negative interval relative to now (`'-2h'`, `'-30m'`).
+pub fn parse_seek_to(v: &str) -> Result<SeekTo> {
+    let bad = |why: &str| Error::InvalidSetting {
+        name: "seek_to".into(),
+        reason: format!(
+            "{why}: expected 'earliest', 'latest', a timestamp or a negative interval like '-2h', got '{v}'"
+        ),
+    };
+    let t = v.trim();
+    match t.to_ascii_lowercase().as_str() {
+        "earliest" => return Ok(SeekTo::Earliest),
+        "latest" => return Ok(SeekTo::Latest),
+        _ => {}
+    }
+    if let Some(rel) = t.strip_prefix('-') {
+        let digits: String = rel.chars().take_while(|c| c.is_ascii_digit()).collect();
+        let suffix = &rel[digits.len()..];
+        let n: i64 = digits.parse().map_err(|_| bad("not a number"))?;
+        let unit = IntervalUnit::from_suffix(suffix.trim()).ok_or_else(|| bad("unknown interval unit"))?;
+        let nanos = IntervalLiteral { value: n, unit }.as_nanos().ok_or_else(|| bad("calendar intervals"))?;
+        let now_ms = crate::context::now_nanos() / 1_000_000;
+        return Ok(SeekTo::Time(now_ms - (nanos / 1_000_000) as i64));
+    }
+    match crate::temporal::parse_timestamp(t, TimeUnit::Millisecond, 0) {
+        Some(ms) => Ok(SeekTo::Time(ms)),
+        None => Err(bad("not a timestamp")),
+    }
+}
+
+fn interval_duration(iv: &IntervalLiteral, what: &str) -> Result<Duration> {
+    match iv.as_nanos() {
+        Some(n) if n > 0 => Ok(Duration::from_nanos(n.min(u64::MAX as i128) as u64)),
+        _ => Err(Error::Bind { message: format!("{what} {iv} must be a positive fixed-length interval"), span: None }),
+    }
+}
+
+/// Window facts met on the way up the chain.
+struct WindowFacts {
+    spec: WindowSpec,
+    unit_nanos: i128,
+    ty: DataType,
+    start_ids: HashSet<usize>,
+    end_ids: HashSet<usize>,
+    /// Index in `pre` of the window op.
+    op: usize,
+}
+
+fn build(
+    q: &SluiceQuery,
+    chain: Vec<LogicalPlan>,
+    out: Vec<ColumnInfo>,
+    start: SeekTo,
+    memory_limit: Option<usize>,
+) -> Result<StreamPlan> {
+    let mut it = chain.into_iter();
+    let Some(LogicalPlan::StreamScan { table, columns }) = it.next() else {
+        return Err(Error::Internal { message: "streaming chain does not start at a stream".into() });
+    };
+    let mut cols: Vec<ColumnInfo> = columns.iter().map(|(c, _)| c.clone()).collect();
+    let request = SubscribeRequest { columns: columns.iter().map(|(_, n)| n.clone()).collect(), start };
+    let mut pre: Vec<RowOp> = Vec::new();
+    let mut post: Vec<PostOp> = Vec::new();
+    let mut agg: Option<AggPlan> = None;
+    let mut window: Option<WindowFacts> = None;
+    let mut skip = 0;
+    let mut fetch = None;
+    let mut limited = false;
+    for node in it {
+        if limited {
+            return Err(not_streaming("LIMIT inside a streaming subquery"));
+        }
+        let row_op = match node {
+            LogicalPlan::Filter { predicate, .. } => {
+                let pred = to_phys(&predicate, &cols)?;
+                let keep: Vec<usize> = (0..cols.len()).collect();
+                Some(RowOp::Filter { pred, keep, schema: schema_of(&cols) })
+            }
+            LogicalPlan::Project { exprs, .. } => {
+                if let Some(w) = window.as_mut() {
+                    for (e, c) in &exprs {
+                        if let BExpr::Column { id, .. } = e {
+                            if w.start_ids.contains(id) {
+                                w.start_ids.insert(c.id);
+                            }
+                            if w.end_ids.contains(id) {
+                                w.end_ids.insert(c.id);
+                            }
+                        }
+                    }
+                }
+                let phys = exprs.iter().map(|(e, _)| to_phys(e, &cols)).collect::<Result<Vec<_>>>()?;
+                cols = exprs.iter().map(|(_, c)| c.clone()).collect();
+                Some(RowOp::Project { exprs: phys, schema: schema_of(&cols) })
+            }
+            LogicalPlan::Window { spec, time, start, end, .. } => {
+                if agg.is_some() {
+                    return Err(not_streaming("a window over an aggregated stream"));
+                }
+                let t = cols.iter().position(|c| c.id == time.id).ok_or_else(|| Error::Internal {
+                    message: "window time column not produced by the input".into(),
+                })?;
+                let unit_nanos = match &time.ty {
+                    DataType::Timestamp(u, _) => match u {
+                        TimeUnit::Second => 1_000_000_000,
+                        TimeUnit::Millisecond => 1_000_000,
+                        TimeUnit::Microsecond => 1_000,
+                        TimeUnit::Nanosecond => 1,
+                    },
+                    _ => 1,
+                };
+                cols.push(start.clone());
+                cols.push(end.clone());
+                window = Some(WindowFacts {
+                    spec,
+                    unit_nanos,
+                    ty: start.ty.clone(),
+                    start_ids: HashSet::from([start.id]),
+                    end_ids: HashSet::from([end.id]),
+                    op: pre.len(),
+                });
+                Some(RowOp::Window { time: t, spec, schema: schema_of(&cols), drop_late: false })
+            }
+            LogicalPlan::Aggregate { groups, aggs, .. } => {
+                if agg.is_some() {
+                    return Err(not_streaming("an aggregation over a streaming aggregation"));
+                }
+                let mut layout = Vec::new();
+                let mut keys = Vec::new();
+                let mut wkey: Option<WindowKey> = None;
+                for (g, _) in &groups {
+                    let slot = match (g, window.as_ref()) {
+                        (BExpr::Column { id, .. }, Some(w)) if w.start_ids.contains(id) || w.end_ids.contains(id) => {
+                            let is_end = w.end_ids.contains(id);
+                            if wkey.is_none() {
+                                wkey = Some(WindowKey {
+                                    expr: to_phys(g, &cols)?,
+                                    is_end,
+                                    size: w.spec.size(),
+                                    ty: w.ty.clone(),
+                                });
+                            }
+                            if is_end { KeySlot::End } else { KeySlot::Start }
+                        }
+                        _ => {
+                            keys.push(to_phys(g, &cols)?);
+                            KeySlot::Key(keys.len() - 1)
+                        }
+                    };
+                    layout.push(slot);
+                }
+                if let Some(w) = window.as_ref() {
+                    if wkey.is_none() {
+                        return Err(Error::Bind {
+                            message: "an aggregation over tumble()/hop() must GROUP BY window_start or window_end"
+                                .into(),
+                            span: None,
+                        });
+                    }
+                    if let RowOp::Window { drop_late, .. } = &mut pre[w.op] {
+                        *drop_late = true;
+                    }
+                }
+                let calls = aggs
+                    .iter()
+                    .map(|(a, _)| {
+                        let mut a = a.clone();
+                        a.args = a.args.iter().map(|e| to_phys(e, &cols)).collect::<Result<_>>()?;
+                        a.filter = a.filter.as_ref().map(|f| to_phys(f, &cols)).transpose()?;
+                        Ok(a)
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                cols = groups.iter().map(|(_, c)| c.clone()).chain(aggs.iter().map(|(_, c)| c.clone())).collect();
+                agg = Some(AggPlan { spec: AggSpec::new(keys, calls), layout, window: wkey, schema: schema_of(&cols) });
+                None
+            }
+            LogicalPlan::Sort { keys, fetch: f, .. } => {
+                if agg.is_none() {
+                    return Err(Error::NotImplemented {
+                        feature: "ORDER BY on a streaming query without aggregation (its rows never end); \
+                                  ORDER BY sorts each emission of an aggregation"
+                            .into(),
+                        location: None,
+                    });
+                }
+                let keys = keys
+                    .iter()
+                    .map(|k| {
+                        Ok(PhysSortKey {
+                            expr: to_phys(&k.expr, &cols)?,
+                            options: SortOptions { descending: k.desc, nulls_first: k.nulls_first },
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                post.push(PostOp::Sort { keys, fetch: f });
+                None
+            }
+            LogicalPlan::Limit { skip: s, fetch: f, .. } => {
+                skip = s;
+                fetch = f;
+                limited = true;
+                None
+            }
+            other => return Err(Error::Internal { message: format!("unexpected streaming node {other:?}") }),
+        };
+        if let Some(op) = row_op {
+            if agg.is_some() {
+                if matches!(op, RowOp::Window { .. }) {
+                    return Err(not_streaming("a window over an aggregated stream"));
+                }
+                post.push(PostOp::Row(op));
+            } else {
+                pre.push(op);
+            }
+        }
+    }
+    // The result must be exactly the query's columns.
+    if cols.iter().map(|c| c.id).collect::<Vec<_>>() != out.iter().map(|c| c.id).collect::<Vec<_>>() {
+        let exprs = out.iter().map(|c| to_phys(&c.expr(), &cols)).collect::<Result<Vec<_>>>()?;
+        let op = RowOp::Project { exprs, schema: schema_of(&out) };
+        if agg.is_some() { post.push(PostOp::Row(op)) } else { pre.push(op) }
+    }
+    let (policy, delay) = policy(q.emit.as_ref(), agg.as_ref(), window.as_ref())?;
+    let mut schema = schema_of(&out);
+    if policy.changelog {
+        schema = with_delta(&schema);
+    }
+    Ok(StreamPlan { table, request, pre, agg, post, policy, delay, skip, fetch, schema, memory_limit })
+}
+
+fn policy(emit: Option<&Emit>, agg: Option<&AggPlan>, window: Option<&WindowFacts>) -> Result<(Policy, i64)> {
+    let default = Emit::default();
+    let e = emit.unwrap_or(&default);
+    let bind = |m: &str| Error::Bind { message: m.to_string(), span: None };
+    if e.last.is_some() {
+        return Err(not_streaming("EMIT LAST"));
+    }
+    let changelog = e.mode == EmitMode::Changelog;
+    let Some(agg) = agg else {
+        if e.after_watermark || e.periodic.is_some() || e.on_update || e.timeout.is_some() || changelog {
+            return Err(bind(
+                "this EMIT policy needs an aggregation (a query without GROUP BY or aggregates emits every row as it arrives)",
+            ));
+        }
+        let p = Policy {
+            shape: Shape::Delta,
+            changelog: false,
+            per_batch: true,
+            periodic: None,
+            repeat: false,
+            timeout: None,
+        };
+        return Ok((p, 0));
+    };
+    let shape = if e.on_update || changelog { Shape::Delta } else { Shape::Snapshot };
+    let periodic = e.periodic.as_ref().map(|p| interval_duration(p, "EMIT PERIODIC")).transpose()?;
+    let timeout = e.timeout.as_ref().map(|p| interval_duration(p, "EMIT TIMEOUT")).transpose()?;
+    if agg.window.is_none() {
+        if e.after_watermark || e.timeout.is_some() {
+            return Err(bind(
+                "EMIT AFTER WATERMARK / TIMEOUT need a window: aggregate over tumble(...) or hop(...) and GROUP BY window_start",
+            ));
+        }
+        let per_batch = e.on_update || (changelog && periodic.is_none());
+        let periodic = if per_batch { periodic } else { Some(periodic.unwrap_or(DEFAULT_GLOBAL_PERIOD)) };
+        return Ok((Policy { shape, changelog, per_batch, periodic, repeat: e.repeat, timeout: None }, 0));
+    }
+    let per_batch = e.on_update || (changelog && periodic.is_none() && !e.after_watermark);
+    let delay = match (&e.delay, window) {
+        (Some(d), Some(w)) => {
+            let nanos = d.as_nanos().filter(|n| *n >= 0).ok_or_else(|| bind("the watermark delay must be fixed"))?;
+            i64::try_from(nanos / w.unit_nanos).map_err(|_| bind("the watermark delay is too large"))?
+        }
+        _ => 0,
+    };
+    Ok((Policy { shape, changelog, per_batch, periodic, repeat: e.repeat, timeout }, delay))
+}
+
+/// Counters of a running streaming query.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StreamStats {
+    /// Input rows read from the source.
+    pub rows_in: u64,
+    /// Rows dropped because they were older than the watermark.
+    pub late_rows: u64,
+    /// Rows emitted.
+    pub rows_out: u64,
+    /// Windows open now.
+    pub open_windows: usize,
+    /// Bytes held by aggregation state.
+    pub state_bytes: usize,
+}
+
+/// A running streaming query: a blocking iterator of result batches that ends at LIMIT, on
+/// cancel (one `Err(Cancelled)`), on an error, or when the stream goes away.
+pub struct StreamingQuery {
+    plan: StreamPlan,
+    source: Box<dyn StreamSource>,
+    ctx: ExecContext,
+    wm: Watermark,
+    agg: Option<AggRun>,
+    out: VecDeque<RecordBatch>,
+    skipped: usize,
+    next_periodic: Option<Instant>,
+    last_input: Instant,
+    stats: StreamStats,
+    done: bool,
+}
+
+impl std::fmt::Debug for StreamingQuery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamingQuery").field("stats", &self.stats).field("done", &self.done).finish()
+    }
+}
+
+impl StreamingQuery {
+    fn new(plan: StreamPlan, source: Box<dyn StreamSource>, ctx: &ExecContext) -> Result<Self> {
+        let mut ctx = ctx.clone();
+        if let Some(m) = plan.memory_limit.filter(|m| *m > 0) {
+            ctx.memory_limit_bytes = m;
+        }
+        let agg = plan.agg.clone().map(|a| AggRun::new(a, ctx.clone())).transpose()?;
+        let now = Instant::now();
+        Ok(StreamingQuery {
+            wm: Watermark::new(plan.delay),
+            next_periodic: plan.policy.periodic.map(|p| now + p),
+            last_input: now,
+            agg,
+            plan,
+            source,
+            ctx,
+            out: VecDeque::new(),
+            skipped: 0,
+            stats: StreamStats::default(),
+            done: false,
+        })
+    }
+
+    /// The result schema.
+    pub fn schema(&self) -> SchemaRef {
+        self.plan.schema.clone()
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> StreamStats {
+        StreamStats {
+            late_rows: self.wm.late_rows + self.agg.as_ref().map_or(0, |a| a.late_rows),
+            state_bytes: self.agg.as_ref().map_or(0, AggRun::size),
+            ..self.stats
+        }
+    }
+
+    /// The source's position after the rows processed so far (a checkpoint).
+    pub fn positions(&self) -> Vec<u64> {
+        self.source.positions()
+    }
+
+    /// The next result batch, waiting at most `timeout` for one; `Ok(None)` when none came in
+    /// time (the query goes on) — use the iterator to wait without bound.
+    pub fn next_timeout(&mut self, timeout: Duration) -> Result<Option<RecordBatch>> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(b) = self.out.pop_front() {
+                return Ok(Some(b));
+            }
+            if self.done {
+                return Ok(None);
+            }
+            if self.ctx.cancel.load(Ordering::Acquire) {
+                self.done = true;
+                return Err(Error::Cancelled);
+            }
+            let now = Instant::now();
+            if self.timers(now)? {
+                continue;
+            }
+            if now >= deadline && timeout > Duration::ZERO {
+                return Ok(None);
+            }
+            let mut wait = POLL_SLICE.min(deadline.saturating_duration_since(now));
+            if let Some(t) = self.next_periodic {
+                wait = wait.min(t.saturating_duration_since(now));
+            }
+            if let Some(t) = self.timeout_at() {
+                wait = wait.min(t.saturating_duration_since(now));
+            }
+            match self.source.next_timeout(wait)? {
+                Some(b) => {
+                    self.last_input = Instant::now();
+                    self.process(b)?;
+                }
+                None => {
+                    if self.source.is_finished() {
+                        self.done = true;
+                    } else if timeout == Duration::ZERO {
+                        return Ok(self.out.pop_front());
+                    }
+                }
+            }
+        }
+    }
+
+    fn timeout_at(&self) -> Option<Instant> {
+        let t = self.plan.policy.timeout?;
+        let open = self.agg.as_ref().is_some_and(|a| a.open_windows() > 0);
+        open.then(|| self.last_input + t)
+    }
+
+    /// Runs due timers; true if one fired.
+    fn timers(&mut self, now: Instant) -> Result<bool> {
+        let mut fired = false;
+        if let (Some(at), Some(period)) = (self.next_periodic, self.plan.policy.periodic)
+            && now >= at
+        {
+            let next = at + period;
+            self.next_periodic = Some(if next <= now { now + period } else { next });
+            let p = self.plan.policy.clone();
+            if let Some(a) = self.agg.as_mut() {
+                let e = a.emit_open(p.shape, p.changelog, p.repeat)?;
+                self.emit(e)?;
+            }
+            fired = true;
+        }
+        if let Some(at) = self.timeout_at()
+            && now >= at
+        {
+            let p = self.plan.policy.clone();
+            if let Some(a) = self.agg.as_mut()
+                && let Some(end) = a.last_end()
+            {
+                let e = a.close(end, p.shape, p.changelog)?;
+                self.wm.raise_floor(end);
+                self.emit(e)?;
+            }
+            fired = true;
+        }
+        Ok(fired)
+    }
+
+    fn process(&mut self, batch: RecordBatch) -> Result<()> {
+        self.stats.rows_in += batch.num_rows() as u64;
+        let mut b = batch;
+        for op in &self.plan.pre {
+            b = op.apply(b, &mut self.wm)?;
+        }
+        let Some(a) = self.agg.as_mut() else {
+            return self.push(b);
+        };
+        a.update(&b)?;
+        let p = self.plan.policy.clone();
+        let mut emissions = Vec::new();
+        if p.per_batch {
+            emissions.extend(a.emit_open(p.shape, p.changelog, false)?);
+        }
+        if self.plan.agg.as_ref().is_some_and(|x| x.window.is_some())
+            && let Some(w) = self.wm.value()
+        {
+            emissions.extend(a.close(w, p.shape, p.changelog)?);
+        }
+        self.stats.open_windows = a.open_windows();
+        self.emit(emissions)
+    }
+
+    fn emit(&mut self, emissions: Vec<Emission>) -> Result<()> {
+        for e in emissions {
+            for (b, delta) in [(e.retract, -1i8), (e.insert, 1i8)] {
+                let Some(mut b) = b else { continue };
+                for op in &self.plan.post {
+                    b = match op {
+                        PostOp::Row(r) => r.apply(b, &mut self.wm)?,
+                        PostOp::Sort { keys, fetch } => sort_batch(&b, keys, *fetch)?,
+                    };
+                }
+                if self.plan.policy.changelog {
+                    let mut cols: Vec<ArrayRef> = b.columns().to_vec();
+                    cols.push(Arc::new(Int8Array::from(vec![delta; b.num_rows()])));
+                    let opts = RecordBatchOptions::new().with_row_count(Some(b.num_rows()));
+                    b = RecordBatch::try_new_with_options(with_delta(&b.schema()), cols, &opts)?;
+                }
+                self.push(b)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Queues a result batch, applying OFFSET and LIMIT.
+    fn push(&mut self, b: RecordBatch) -> Result<()> {
+        if self.done || b.num_rows() == 0 {
+            return Ok(());
+        }
+        let mut b = b;
+        if self.skipped < self.plan.skip {
+            let n = (self.plan.skip - self.skipped).min(b.num_rows());
+            self.skipped += n;
+            b = b.slice(n, b.num_rows() - n);
+            if b.num_rows() == 0 {
+                return Ok(());
+            }
+        }
+        if let Some(f) = self.plan.fetch {
+            let left = f.saturating_sub(self.stats.rows_out as usize);
+            if b.num_rows() >= left {
+                b = b.slice(0, left);
+                self.done = true;
+            }
+        }
+        if b.num_rows() == 0 {
+            return Ok(());
+        }
+        self.stats.rows_out += b.num_rows() as u64;
+        self.out.push_back(relabel(b, &self.plan.schema)?);
+        Ok(())
+    }
+}
+
+impl Iterator for StreamingQuery {
+    type Item = Result<RecordBatch>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            match self.next_timeout(Duration::from_secs(3600)) {
+                Ok(Some(b)) => return Some(Ok(b)),
+                Ok(None) if self.done => return None,
+                Ok(None) => continue,
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+    }
+}
