@@ -290,3 +290,122 @@ fn historical_tumble_over_table() {
     assert_eq!(r.num_rows(), 2);
     assert_eq!(sluice::text::format_value(r.column(1), 1).as_deref(), Some("2"));
 }
+
+/// One window's expected aggregate: (window_start ms, key) -> (count, sum).
+type Expected = std::collections::BTreeMap<(i64, String), (u64, i64)>;
+
+fn fmt_ms(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (d, s) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Days since 2024-01-01 only (the model stays within one year).
+    assert!(d < 366, "model times stay in 2024");
+    let (mut month, mut day) = (1usize, d + 1);
+    let lens = [31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    while day > lens[month - 1] {
+        day -= lens[month - 1];
+        month += 1;
+    }
+    format!("2024-{month:02}-{day:02} {:02}:{:02}:{:02}.{:03}", s / 3600, s % 3600 / 60, s % 60, ms.rem_euclid(1000))
+}
+
+/// Seeded random event-time streams (out of order, some rows late) through tumble and hop
+/// aggregates, compared with a row-by-row model of the watermark rules; and, for streams whose
+/// disorder stays within the delay, with the same aggregation recomputed over `table(s)`.
+#[test]
+fn window_aggregates_match_a_model_and_a_batch_recomputation() {
+    let seed = sluice_tests::seed_from_env(0x5eed_0006);
+    for round in 0..6u64 {
+        let mut rng = sluice_vfs::Rng::new(seed.wrapping_add(round));
+        let db = Database::in_memory();
+        exec(&db, "CREATE STREAM s (k string, v int64, ts datetime64(3, 'UTC'))");
+        let hop = round % 2 == 1;
+        let (size, slide) = (1000i64, if hop { 250i64 } else { 1000 });
+        let delay = [0i64, 300, 2000][(round / 2) as usize % 3];
+        // Disorder bound: rounds 4 and 5 stay within the delay (no late rows).
+        let disorder = if round >= 4 { delay } else { 1500 };
+        let window = if hop { format!("hop(s, ts, {slide}ms, {size}ms)") } else { format!("tumble(s, ts, {size}ms)") };
+        let emit = if delay > 0 { format!("EMIT AFTER WATERMARK WITH DELAY {delay}ms") } else { String::new() };
+        let t = Tail::start(
+            &db,
+            &format!("SELECT window_start, k, count(), sum(v) FROM {window} GROUP BY window_start, k {emit}"),
+        );
+        // The model: admitted rows per the row-by-row watermark.
+        let mut max: Option<i64> = None;
+        let mut admitted: Vec<(i64, String, i64)> = Vec::new();
+        let mut clock = 3_600_000i64; // 01:00, so hop windows never start before 2024
+        let mut late = 0;
+        for _ in 0..40 {
+            let n = rng.range(1, 25);
+            let mut values = Vec::new();
+            for _ in 0..n {
+                clock += rng.below(120) as i64;
+                let back = rng.below(disorder as u64 + 1) as i64;
+                let ts = (clock - back).max(0);
+                let k = ["a", "b", "c"][rng.below(3) as usize].to_string();
+                let v = rng.below(100) as i64;
+                match max {
+                    Some(m) if ts < m - delay => late += 1,
+                    _ => {
+                        max = Some(max.map_or(ts, |m| m.max(ts)));
+                        admitted.push((ts, k.clone(), v));
+                    }
+                }
+                values.push(format!("('{k}', {v}, '{}')", fmt_ms(ts)));
+            }
+            exec(&db, &format!("INSERT INTO s (k, v, ts) VALUES {}", values.join(", ")));
+        }
+        let wm = max.expect("rows") - delay;
+        let mut expected = Expected::new();
+        for (ts, k, v) in &admitted {
+            let last = ts.div_euclid(slide) * slide;
+            let mut s = last;
+            while s + size > *ts {
+                if s + size <= wm {
+                    let e = expected.entry((s, k.clone())).or_default();
+                    e.0 += 1;
+                    e.1 += v;
+                }
+                s -= slide;
+            }
+        }
+        sync(&db);
+        let mut got = t.drain();
+        got.sort();
+        let mut want: Vec<Vec<String>> = expected
+            .iter()
+            .map(|((s, k), (c, sum))| vec![fmt_ms(*s), k.clone(), c.to_string(), sum.to_string()])
+            .collect();
+        want.sort();
+        if got != want {
+            let missing: Vec<_> = want.iter().filter(|r| !got.contains(r)).take(5).collect();
+            let extra: Vec<_> = got.iter().filter(|r| !want.contains(r)).take(5).collect();
+            panic!(
+                "seed {seed} round {round} (hop {hop}, delay {delay}, late {late}): {} rows, want {}; \
+                 missing {missing:?}, extra {extra:?}",
+                got.len(),
+                want.len()
+            );
+        }
+        if round >= 4 {
+            assert_eq!(late, 0);
+            let batch = db
+                .query(&format!(
+                    "SELECT window_start, k, count(), sum(v) FROM {} WHERE window_end <= '{}' \
+                     GROUP BY window_start, k",
+                    window.replace("(s,", "(table(s),"),
+                    fmt_ms(wm)
+                ))
+                .expect("historical")
+                .collect()
+                .expect("rows");
+            let mut hist: Vec<Vec<String>> = Vec::new();
+            for b in batch {
+                for i in 0..b.num_rows() {
+                    hist.push(b.columns().iter().map(|c| sluice::text::format_value(c, i).expect("value")).collect());
+                }
+            }
+            hist.sort();
+            assert_eq!(hist, want, "historical recomputation, seed {seed} round {round}");
+        }
+    }
+}
