@@ -99,6 +99,10 @@ pub(crate) struct DbInner {
     workers: Mutex<Option<Workers>>,
     /// Running streaming queries (see [`Database::sync`]).
     pub(crate) queries: Arc<crate::streaming::QueryRegistry>,
+    /// Running materialized views.
+    pub(crate) views: crate::views::Views,
+    /// Serialises view DDL.
+    pub(crate) views_ddl: Mutex<()>,
     closed: AtomicBool,
     _lock: Option<std::fs::File>,
 }
@@ -123,6 +127,23 @@ pub(crate) struct DbInner {
 #[derive(Clone)]
 pub struct Database {
     pub(crate) inner: Arc<DbInner>,
+}
+
+/// A handle that does not keep the database open (held by what the database itself owns:
+/// tables inside running queries, view threads).
+#[derive(Clone)]
+pub(crate) struct WeakDb(std::sync::Weak<DbInner>);
+
+impl WeakDb {
+    pub(crate) fn upgrade(&self) -> Option<Database> {
+        self.0.upgrade().map(|inner| Database { inner })
+    }
+}
+
+impl std::fmt::Debug for WeakDb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WeakDb")
+    }
 }
 
 impl std::fmt::Debug for Database {
@@ -156,12 +177,16 @@ impl Database {
             budget,
             workers: Mutex::new(None),
             queries: Arc::default(),
+            views: Default::default(),
+            views_ddl: Mutex::new(()),
             closed: AtomicBool::new(false),
             _lock: lock,
         });
         let workers = Workers::start(&inner)?;
         *inner.workers.lock() = Some(workers);
-        Ok(Database { inner })
+        let db = Database { inner };
+        db.start_views()?;
+        Ok(db)
     }
 
     /// A database on a simulated in-memory file system: for tests and examples. Nothing
@@ -169,6 +194,10 @@ impl Database {
     pub fn in_memory() -> Database {
         let fs = SimFs::new(0);
         Database::open("/sluice", Options::default().fs(fs.shared())).expect("an in-memory database always opens")
+    }
+
+    pub(crate) fn downgrade(&self) -> WeakDb {
+        WeakDb(Arc::downgrade(&self.inner))
     }
 
     /// The data directory.
@@ -231,6 +260,13 @@ impl Database {
 
     fn drop_inner(&self, name: &str) -> Result<bool> {
         self.check_open()?;
+        let users = self.views_using(name);
+        if !users.is_empty() {
+            return Err(Error::DependentObjects(format!(
+                "stream '{name}' is used by materialized view(s) {}; drop them first (DROP VIEW)",
+                users.join(", ")
+            )));
+        }
         let _ddl = self.inner.ddl.lock();
         let Some(stream) = self.inner.streams.read().get(name).cloned() else { return Ok(false) };
         let rest: Vec<Arc<StreamDef>> =
@@ -348,6 +384,11 @@ impl Database {
         if self.inner.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
+        // Views first: each writes a last checkpoint while the streams are open.
+        let views: Vec<_> = self.inner.views.running.lock().values().cloned().collect();
+        for v in views {
+            v.stop();
+        }
         if let Some(w) = self.inner.workers.lock().take() {
             w.stop();
         }
@@ -367,6 +408,10 @@ impl Database {
 impl Drop for DbInner {
     fn drop(&mut self) {
         self.closed.store(true, Ordering::Release);
+        // View threads hold no strong handle between batches; they stop within a poll slice.
+        for v in self.views.running.lock().values() {
+            v.signal_stop();
+        }
         if let Some(w) = self.workers.lock().take() {
             w.stop();
         }

@@ -109,6 +109,21 @@ pub enum Error {
     /// Not supported (yet).
     #[error("not supported: {0}")]
     NotSupported(String),
+    /// No materialized view of that name.
+    #[error("view '{name}' does not exist")]
+    ViewNotFound {
+        /// The name asked for.
+        name: String,
+    },
+    /// A view (or the stream an implicit view target would take) of that name exists already.
+    #[error("view '{name}' already exists")]
+    ViewExists {
+        /// The name.
+        name: String,
+    },
+    /// Other objects depend on the one being dropped.
+    #[error("{0}")]
+    DependentObjects(String),
     /// A wait did not finish in time.
     #[error("timed out: {0}")]
     Timeout(String),

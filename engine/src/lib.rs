@@ -84,6 +84,8 @@ mod streaming;
 mod subscribe;
 /// Values as text (CLI, SQL logic tests, Postgres text format).
 pub mod text;
+/// Materialized views: background streaming queries writing into streams.
+mod views;
 /// Flusher and merger threads.
 mod workers;
 
@@ -102,3 +104,4 @@ pub use scan::{BatchIter, ScanRequest, ScanUnit, Snapshot};
 pub use session::{Output, QueryResult, RowIter};
 pub use stream_def::{AliasColumn, ColumnDef, StreamDef, TP_SN, TP_TIME, tp_time_type};
 pub use subscribe::{CancelHandle, ShardBatch, StartAt, Subscription};
+pub use views::{RecoveryPolicy, ViewInfo};

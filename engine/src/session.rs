@@ -139,7 +139,10 @@ impl Database {
                         }
                         done("DROP STREAM")
                     }
-                    other => Err(Error::NotSupported(format!("DROP {other:?} (views arrive with issue D)"))),
+                    ObjectKind::View | ObjectKind::MaterializedView => {
+                        self.drop_view(&name, if_exists)?;
+                        done("DROP VIEW")
+                    }
                 }
             }
             Statement::ShowStreams { like } => {
@@ -211,8 +214,9 @@ impl Database {
                 }
                 _ => Err(Error::NotSupported("EXPLAIN of a statement other than SELECT".into())),
             },
-            Statement::CreateView(_) => {
-                Err(Error::NotSupported("materialized views (they arrive with issue D)".into()))
+            Statement::CreateView(cv) => {
+                self.create_view(&cv)?;
+                done("CREATE MATERIALIZED VIEW")
             }
             Statement::AlterStream(_) => Err(Error::NotSupported("ALTER STREAM (not yet)".into())),
             other => Err(Error::NotSupported(format!("statement '{other}'"))),

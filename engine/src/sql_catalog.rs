@@ -12,7 +12,7 @@ use sluice_sql::catalog::{Catalog, ColumnFilter, FilterOp, Partition, SeekTo, St
 use sluice_sql::scalar::ScalarValue;
 use sluice_sql::sqlparser::ast::Expr;
 
-use crate::database::Database;
+use crate::database::{Database, WeakDb};
 use crate::scan::{ScanRequest, Snapshot};
 use crate::stream_def::{TP_SN, TP_TIME, tp_sn_field};
 use crate::streaming::EngineSource;
@@ -26,9 +26,14 @@ pub(crate) struct EngineCatalog {
 
 impl Catalog for EngineCatalog {
     fn table(&self, name: &str) -> sluice_sql::Result<Arc<dyn Table>> {
+        if name.eq_ignore_ascii_case("system.views") {
+            let batch = crate::views::views_batch(&self.db.views()).map_err(to_sql_error)?;
+            let t = sluice_sql::MemTable::new("system.views", batch.schema(), vec![vec![batch]])?.bounded_only();
+            return Ok(Arc::new(t));
+        }
         let snapshot =
             self.db.snapshot(name).map_err(|_| sluice_sql::Error::UnknownStream { name: name.to_string() })?;
-        Ok(Arc::new(EngineTable::new(snapshot, self.db.clone())?))
+        Ok(Arc::new(EngineTable::new(snapshot, self.db.downgrade())?))
     }
 }
 
@@ -36,7 +41,8 @@ impl Catalog for EngineCatalog {
 #[derive(Debug)]
 pub(crate) struct EngineTable {
     snapshot: Snapshot,
-    db: Database,
+    /// Weak: a running query (a view's thread) must not keep the database open.
+    db: WeakDb,
     /// Stored columns, `_tp_sn`, then ALIAS columns.
     schema: SchemaRef,
     aliases: Arc<Vec<AliasEval>>,
@@ -51,7 +57,7 @@ struct AliasEval {
 }
 
 impl EngineTable {
-    pub(crate) fn new(snapshot: Snapshot, db: Database) -> sluice_sql::Result<Self> {
+    pub(crate) fn new(snapshot: Snapshot, db: WeakDb) -> sluice_sql::Result<Self> {
         let mut fields: Vec<Field> = snapshot.def().columns.iter().map(|c| c.field.clone()).collect();
         fields.push(tp_sn_field());
         let stored = Arc::new(Schema::new(fields.clone()));
@@ -167,7 +173,8 @@ impl Table for EngineTable {
             SeekTo::Sn(n) => StartAt::Seq(*n),
             SeekTo::Positions(p) => StartAt::Positions(p.clone()),
         };
-        let sub = self.db.subscribe(self.name(), start, Some(stored)).map_err(to_sql_error)?;
+        let db = self.db.upgrade().ok_or_else(|| to_sql_error(crate::Error::Closed))?;
+        let sub = db.subscribe(self.name(), start, Some(stored)).map_err(to_sql_error)?;
         let aliases = self.aliases.clone();
         let columns = req.columns.clone();
         let finish: Box<dyn Fn(RecordBatch) -> sluice_sql::Result<RecordBatch> + Send> = match result_schema {
@@ -181,7 +188,7 @@ impl Table for EngineTable {
                 b.project(&idx).map_err(|e| sluice_sql::Error::Internal { message: e.to_string() })
             }),
         };
-        Ok(Box::new(EngineSource::new(&self.db, sub, finish)))
+        Ok(Box::new(EngineSource::new(&db, sub, finish)))
     }
 }
 

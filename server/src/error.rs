@@ -40,8 +40,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub fn sqlstate(e: &sluice::Error) -> &'static str {
     use sluice::Error as E;
     match e {
-        E::StreamNotFound { .. } => "42P01",
-        E::StreamExists { .. } => "42P07",
+        E::StreamNotFound { .. } | E::ViewNotFound { .. } => "42P01",
+        E::StreamExists { .. } | E::ViewExists { .. } => "42P07",
+        E::DependentObjects(_) => "2BP01",
+        E::Timeout(_) => "57014",
         E::ColumnNotFound { .. } => "42703",
         E::InvalidDefinition(_) => "42P17",
         E::InvalidData { .. } => "22000",

@@ -23,6 +23,10 @@ pub trait Table: Send + Sync + std::fmt::Debug {
     fn schema(&self) -> SchemaRef;
     /// The columns `SELECT *` expands to, in order (the engine leaves out `_tp_time`/`_tp_sn`).
     fn star_columns(&self) -> Vec<String>;
+    /// A table that is never streamed (system tables): `FROM t` reads it like `table(t)`.
+    fn bounded_only(&self) -> bool {
+        false
+    }
     /// Exact row count if known cheaply (metadata), for `count(*)` without filters.
     fn row_count(&self) -> Option<u64> {
         None

@@ -25,6 +25,7 @@ pub struct MemTable {
     star: Vec<String>,
     partitions: Vec<Vec<(RecordBatch, Vec<Stats>)>>,
     rows: u64,
+    bounded: bool,
 }
 
 impl MemTable {
@@ -51,7 +52,7 @@ impl MemTable {
             }
             parts.push(out);
         }
-        Ok(MemTable { name: name.into(), schema, star, partitions: parts, rows })
+        Ok(MemTable { name: name.into(), schema, star, partitions: parts, rows, bounded: false })
     }
 
     /// Splits `batches` round-robin into `n` partitions.
@@ -68,6 +69,12 @@ impl MemTable {
             parts[i * n / len].push(b);
         }
         MemTable::new(name, schema, parts)
+    }
+
+    /// Makes `FROM name` read the table (a system table), not a stream.
+    pub fn bounded_only(mut self) -> Self {
+        self.bounded = true;
+        self
     }
 
     /// Replaces which columns `SELECT *` expands to.
@@ -128,6 +135,10 @@ fn column_stats(c: &ArrayRef) -> Stats {
 impl Table for MemTable {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn bounded_only(&self) -> bool {
+        self.bounded
     }
 
     fn schema(&self) -> SchemaRef {

@@ -103,7 +103,7 @@ impl StreamPlan {
         &self.request
     }
 
-    /// Starts reading from `request().start` (or `start` when given: a resumed checkpoint).
+    /// Starts reading from `request().start` (or `start` when given).
     pub fn start(&self, start: Option<SeekTo>, ctx: &ExecContext) -> Result<StreamingQuery> {
         let mut req = self.request.clone();
         if let Some(s) = start {
@@ -111,6 +111,22 @@ impl StreamPlan {
         }
         let source = self.table.subscribe(&req)?;
         StreamingQuery::new(self.clone(), source, ctx)
+    }
+
+    /// Resumes from a [`Checkpoint`]: replays from its positions; windows it had already
+    /// closed are not emitted again.
+    pub fn resume(&self, cp: &Checkpoint, ctx: &ExecContext) -> Result<StreamingQuery> {
+        let mut q = self.start(Some(SeekTo::Positions(cp.positions.clone())), ctx)?;
+        q.start_positions = cp.positions.clone();
+        if let (Some(a), Some(c)) = (q.agg.as_mut(), cp.closed_upto) {
+            a.closed_upto = a.closed_upto.max(c);
+        }
+        Ok(q)
+    }
+
+    /// Whether the query keeps aggregation state.
+    pub fn is_stateful(&self) -> bool {
+        self.agg.is_some()
     }
 
     /// The operators, one per line.
@@ -592,6 +608,17 @@ fn policy(emit: Option<&Emit>, agg: Option<&AggPlan>, window: Option<&WindowFact
     Ok((Policy { shape, changelog, per_batch, periodic, repeat: e.repeat, timeout }, delay))
 }
 
+/// Where a streaming query can be resumed from with at-least-once delivery of its results:
+/// replaying from `positions` rebuilds its state; windows ending at or before `closed_upto`
+/// were emitted already.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// Next sequence number per shard to replay from.
+    pub positions: Vec<u64>,
+    /// End (ticks of the window time column) of the last window emitted.
+    pub closed_upto: Option<i64>,
+}
+
 /// Counters of a running streaming query.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StreamStats {
@@ -605,6 +632,9 @@ pub struct StreamStats {
     pub open_windows: usize,
     /// Bytes held by aggregation state.
     pub state_bytes: usize,
+    /// Input batches skipped because processing them failed (see
+    /// [`StreamingQuery::skip_bad_batches`]).
+    pub skipped_batches: u64,
 }
 
 /// A running streaming query: a blocking iterator of result batches that ends at LIMIT, on
@@ -621,6 +651,11 @@ pub struct StreamingQuery {
     last_input: Instant,
     stats: StreamStats,
     done: bool,
+    /// Position before the batch being processed.
+    before: Vec<u64>,
+    /// Where the query started (the replay point of a global aggregation).
+    start_positions: Vec<u64>,
+    skip_errors: bool,
 }
 
 impl std::fmt::Debug for StreamingQuery {
@@ -637,7 +672,11 @@ impl StreamingQuery {
         }
         let agg = plan.agg.clone().map(|a| AggRun::new(a, ctx.clone())).transpose()?;
         let now = Instant::now();
+        let start_positions = source.positions();
         Ok(StreamingQuery {
+            before: start_positions.clone(),
+            start_positions,
+            skip_errors: false,
             wm: Watermark::new(plan.delay),
             next_periodic: plan.policy.periodic.map(|p| now + p),
             last_input: now,
@@ -657,6 +696,16 @@ impl StreamingQuery {
         self.plan.schema.clone()
     }
 
+    /// The flag that cancels the query when set (from any thread).
+    pub fn cancel_flag(&self) -> Arc<std::sync::atomic::AtomicBool> {
+        self.ctx.cancel.clone()
+    }
+
+    /// True once the query ended (LIMIT reached, cancelled, failed, or its stream is gone).
+    pub fn is_done(&self) -> bool {
+        self.done && self.out.is_empty()
+    }
+
     /// Counters so far.
     pub fn stats(&self) -> StreamStats {
         StreamStats {
@@ -666,9 +715,34 @@ impl StreamingQuery {
         }
     }
 
-    /// The source's position after the rows processed so far (a checkpoint).
+    /// The source's position after the rows processed so far.
     pub fn positions(&self) -> Vec<u64> {
         self.source.positions()
+    }
+
+    /// A point to resume from, or `None` while results of processed rows are still queued
+    /// (take them first). A stateless query resumes after the rows processed; a windowed
+    /// aggregation at the row that opened its oldest open window; a global aggregation where
+    /// it started (its state covers everything since).
+    pub fn checkpoint(&self) -> Option<Checkpoint> {
+        if !self.out.is_empty() {
+            return None;
+        }
+        Some(match &self.agg {
+            None => Checkpoint { positions: self.source.positions(), closed_upto: None },
+            Some(a) if a.windowed() => Checkpoint {
+                positions: a.replay_from().unwrap_or_else(|| self.source.positions()),
+                closed_upto: (a.closed_upto > i64::MIN).then_some(a.closed_upto),
+            },
+            Some(_) => Checkpoint { positions: self.start_positions.clone(), closed_upto: None },
+        })
+    }
+
+    /// With `true`, an input batch whose processing fails (a bad value, a failed cast) is
+    /// skipped and counted in [`StreamStats::skipped_batches`] instead of ending the query
+    /// (a materialized view's `recovery_policy = 'best_effort'`).
+    pub fn skip_bad_batches(&mut self, on: bool) {
+        self.skip_errors = on;
     }
 
     /// The next result batch, waiting at most `timeout` for one; `Ok(None)` when none came in
@@ -700,10 +774,16 @@ impl StreamingQuery {
             if let Some(t) = self.timeout_at() {
                 wait = wait.min(t.saturating_duration_since(now));
             }
+            self.before = self.source.positions();
             match self.source.next_timeout(wait)? {
                 Some(b) => {
                     self.last_input = Instant::now();
-                    self.process(b)?;
+                    if let Err(e) = self.process(b) {
+                        if !self.skip_errors || matches!(e, Error::ResourcesExhausted { .. } | Error::Cancelled) {
+                            return Err(e);
+                        }
+                        self.stats.skipped_batches += 1;
+                    }
                 }
                 None => {
                     if self.source.is_finished() {
@@ -762,7 +842,7 @@ impl StreamingQuery {
         let Some(a) = self.agg.as_mut() else {
             return self.push(b);
         };
-        a.update(&b)?;
+        a.update(&b, &self.before)?;
         let p = self.plan.policy.clone();
         let mut emissions = Vec::new();
         if p.per_batch {

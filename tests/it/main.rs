@@ -8,4 +8,5 @@ mod server_http;
 mod server_pg;
 mod slt;
 mod streaming;
+mod views;
 mod wal_model;

@@ -136,7 +136,7 @@ impl Binder<'_> {
         let table_name = table_name.to_string();
         let qualifier = alias.as_ref().map(|a| a.name.value.clone()).unwrap_or_else(|| table_name.clone());
         let table = self.catalog.table(&table_name)?;
-        let streaming = !bounded && !self.opts.plain_stream_is_table;
+        let streaming = !bounded && !self.opts.plain_stream_is_table && !table.bounded_only();
         let schema = table.schema();
         let star = table.star_columns();
         let mut cols = Vec::new();

@@ -160,6 +160,8 @@ struct Win {
     start: i64,
     end: i64,
     state: Tracked,
+    /// The source position before the batch that opened it: replaying from here rebuilds it.
+    opened_at: Vec<u64>,
 }
 
 /// The aggregation stage of a running streaming query.
@@ -191,8 +193,26 @@ impl AggRun {
         self.windows.keys().next_back().copied()
     }
 
-    /// Adds a batch of the aggregate's input.
-    pub(crate) fn update(&mut self, b: &RecordBatch) -> Result<()> {
+    /// Where a replay must start to rebuild every open window (element-wise minimum of the
+    /// positions that opened them); `None` without open windows.
+    pub(crate) fn replay_from(&self) -> Option<Vec<u64>> {
+        let mut out: Option<Vec<u64>> = None;
+        for w in self.windows.values() {
+            match &mut out {
+                None => out = Some(w.opened_at.clone()),
+                Some(o) => o.iter_mut().zip(&w.opened_at).for_each(|(a, b)| *a = (*a).min(*b)),
+            }
+        }
+        out
+    }
+
+    /// Whether this is a windowed aggregation.
+    pub(crate) fn windowed(&self) -> bool {
+        self.plan.window.is_some()
+    }
+
+    /// Adds a batch of the aggregate's input; `before` is the source position before it.
+    pub(crate) fn update(&mut self, b: &RecordBatch, before: &[u64]) -> Result<()> {
         if b.num_rows() == 0 {
             return Ok(());
         }
@@ -205,7 +225,7 @@ impl AggRun {
         let vals = key.values();
         let same = key.null_count() == 0 && vals.iter().all(|v| *v == vals[0]);
         if same {
-            return self.update_window(end_of(vals[0]), w.size, b);
+            return self.update_window(end_of(vals[0]), w.size, b, before);
         }
         let mut rows: HashMap<i64, Vec<u32>> = HashMap::new();
         for i in 0..key.len() {
@@ -218,12 +238,12 @@ impl AggRun {
         for end in ends {
             let idx = UInt32Array::from(rows.remove(&end).unwrap_or_default());
             let part = arrow::compute::take_record_batch(b, &idx)?;
-            self.update_window(end, w.size, &part)?;
+            self.update_window(end, w.size, &part, before)?;
         }
         Ok(())
     }
 
-    fn update_window(&mut self, end: i64, size: i64, b: &RecordBatch) -> Result<()> {
+    fn update_window(&mut self, end: i64, size: i64, b: &RecordBatch, before: &[u64]) -> Result<()> {
         if end <= self.closed_upto {
             self.late_rows += b.num_rows() as u64;
             return Ok(());
@@ -231,7 +251,8 @@ impl AggRun {
         let win = match self.windows.entry(end) {
             std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
             std::collections::btree_map::Entry::Vacant(v) => {
-                v.insert(Win { start: end - size, end, state: Tracked::new(&self.plan.spec, &self.ctx)? })
+                let state = Tracked::new(&self.plan.spec, &self.ctx)?;
+                v.insert(Win { start: end - size, end, state, opened_at: before.to_vec() })
             }
         };
         win.state.update(&self.plan.spec, b)
