@@ -13,13 +13,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use arrow::array::RecordBatchOptions;
 use arrow::array::{Array, BooleanArray, Int64Array, RecordBatch};
-use arrow::compute::{SortColumn, concat_batches, lexsort_to_indices, take_record_batch};
+use arrow::compute::{SortColumn, concat_batches, filter_record_batch, lexsort_to_indices, take_record_batch};
 use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use sluice_columnstore::{ColumnRange, Predicate, Projection, ScanOptions};
 
 use crate::database::Stream;
-use crate::scan::{complete, filter_exact, output_schema, read_log, with_sn};
+use crate::scan::{complete, output_schema, read_log, with_sn};
 use crate::shard::Shard;
 use crate::stream_def::{TP_SN, TP_TIME};
 use crate::{Error, Result, StorageType};
@@ -221,13 +222,15 @@ impl Subscription {
             return Ok(false);
         }
         let mut need = self.projection.clone();
-        for extra in [TP_SN, TP_TIME] {
+        // `_tp_sn` orders and bounds the rows; `_tp_time` only matters to a time seek.
+        let extras: &[&str] = if self.time_from.is_some() { &[TP_SN, TP_TIME] } else { &[TP_SN] };
+        for extra in extras {
             if !need.iter().any(|c| c == extra) {
                 need.push(extra.to_string());
             }
         }
         let full = output_schema(&def, Some(&need))?;
-        let (batch, next) = if pos < state.flushed {
+        let (batches, next): (Vec<RecordBatch>, u64) = if pos < state.flushed {
             match shard.storage {
                 StorageType::Hybrid => {
                     // The part holding `pos` (or the next one after a gap left by TTL), and
@@ -236,7 +239,7 @@ impl Subscription {
                     let mut parts: Vec<_> = state.parts.iter().filter(|p| p.info().seq.last >= pos).cloned().collect();
                     parts.sort_by_key(|p| p.info().seq.first);
                     match parts.first() {
-                        None => (None, state.flushed),
+                        None => (Vec::new(), state.flushed),
                         Some(first) => {
                             let last = first.info().seq.last;
                             let pred = Predicate::all().and(ColumnRange::new(TP_SN).ge(pos as i64).le(last as i64));
@@ -251,10 +254,13 @@ impl Subscription {
                                     ScanOptions::default().projection(Projection::names(names)).predicate(pred.clone());
                                 for b in p.scan(&opts).map_err(|e| shard.parts_error(e))? {
                                     let b = b.map_err(|e| shard.parts_error(e))?;
-                                    out.push(filter_exact(&complete(&def, &full, &b)?, &pred)?);
+                                    let b = sn_range(&complete(&def, &full, &b)?, pos, last)?;
+                                    if b.num_rows() > 0 {
+                                        out.push(b);
+                                    }
                                 }
                             }
-                            (Some(sort_by_sn(&full, out)?), (last + 1).min(state.flushed).max(pos + 1))
+                            (in_sn_order(&full, out)?, (last + 1).min(state.flushed).max(pos + 1))
                         }
                     }
                 }
@@ -262,7 +268,7 @@ impl Subscription {
                     let first = shard.wal.as_ref().map_or(state.flushed, |w| w.first_seq().0);
                     let from = pos.max(first);
                     if from >= state.flushed {
-                        (None, state.flushed)
+                        (Vec::new(), state.flushed)
                     } else {
                         let mut out = Vec::new();
                         let mut end = from;
@@ -271,11 +277,10 @@ impl Subscription {
                             end = last_sn(&b).map_or(end, |s| s + 1);
                             out.push(complete(&def, &full, &b)?);
                         }
-                        let b = concat_batches(&full, &out)?;
-                        (Some(b), end.max(from + 1).min(state.flushed))
+                        (out, end.max(from + 1).min(state.flushed))
                     }
                 }
-                StorageType::InMemory => (None, state.flushed),
+                StorageType::InMemory => (Vec::new(), state.flushed),
             }
         } else {
             let mut out = Vec::new();
@@ -298,27 +303,86 @@ impl Subscription {
             if out.is_empty() {
                 return Ok(false);
             }
-            (Some(concat_batches(&full, &out)?), end)
+            // Small appends arrive as one batch; big ones stay as they are.
+            let out = if out.len() > 1 && out.iter().all(|b| b.num_rows() < MAX_CHUNK_ROWS / 16) {
+                vec![concat_batches(&full, &out)?]
+            } else {
+                out
+            };
+            (out, end)
         };
         self.cursors[i].pos = next;
-        let Some(mut batch) = batch else { return Ok(true) };
-        if let Some(t) = self.time_from
-            && pos < self.cursors[i].backfill_end
-        {
-            batch = filter_backfill_by_time(&batch, self.cursors[i].backfill_end, t)?;
-        }
-        if batch.num_rows() > 0 {
-            let cols = self
-                .schema
-                .fields()
-                .iter()
-                .map(|f| batch.column_by_name(f.name()).cloned().expect("projection column present"))
-                .collect();
-            let b = RecordBatch::try_new(self.schema.clone(), cols)?;
-            self.ready.push_back((pos, ShardBatch { shard: shard.id, batch: b }));
+        for mut batch in batches {
+            if let Some(t) = self.time_from
+                && pos < self.cursors[i].backfill_end
+            {
+                batch = filter_backfill_by_time(&batch, self.cursors[i].backfill_end, t)?;
+            }
+            let mut off = 0;
+            while off < batch.num_rows() {
+                let len = MAX_CHUNK_ROWS.min(batch.num_rows() - off);
+                let chunk = batch.slice(off, len);
+                off += len;
+                // The position before this chunk: its first `_tp_sn` (rows are in order).
+                let at = first_sn(&chunk).map_or(pos, |s| s.max(pos));
+                let cols = self
+                    .schema
+                    .fields()
+                    .iter()
+                    .map(|f| chunk.column_by_name(f.name()).cloned().expect("projection column present"))
+                    .collect();
+                let opts = RecordBatchOptions::new().with_row_count(Some(len));
+                let b = RecordBatch::try_new_with_options(self.schema.clone(), cols, &opts)?;
+                self.ready.push_back((at, ShardBatch { shard: shard.id, batch: b }));
+            }
         }
         Ok(true)
     }
+}
+
+/// Most rows in one delivered batch (bigger reads are sliced).
+const MAX_CHUNK_ROWS: usize = 65_536;
+
+/// The rows of `b` with `pos <= _tp_sn <= last`.
+fn sn_range(b: &RecordBatch, pos: u64, last: u64) -> Result<RecordBatch> {
+    let Some(sn) = b.column_by_name(TP_SN).and_then(|c| c.as_any().downcast_ref::<Int64Array>()) else {
+        return Ok(b.clone());
+    };
+    let (lo, hi) = (pos as i64, last as i64);
+    let (min, max) = (arrow::compute::min(sn), arrow::compute::max(sn));
+    if min.is_some_and(|m| m >= lo) && max.is_some_and(|m| m <= hi) {
+        return Ok(b.clone());
+    }
+    let keep: BooleanArray = sn.iter().map(|v| Some(v.is_some_and(|v| v >= lo && v <= hi))).collect();
+    Ok(filter_record_batch(b, &keep)?)
+}
+
+/// The batches in `_tp_sn` order: as they are when they already are (event-time sorted
+/// parts of in-order data), else concatenated and sorted.
+fn in_sn_order(schema: &SchemaRef, batches: Vec<RecordBatch>) -> Result<Vec<RecordBatch>> {
+    let mut prev: Option<i64> = None;
+    let mut sorted = true;
+    'check: for b in &batches {
+        let Some(sn) = b.column_by_name(TP_SN).and_then(|c| c.as_any().downcast_ref::<Int64Array>()) else {
+            return Ok(batches);
+        };
+        for v in sn.values().iter() {
+            if prev.is_some_and(|p| *v <= p) {
+                sorted = false;
+                break 'check;
+            }
+            prev = Some(*v);
+        }
+    }
+    if sorted || batches.is_empty() {
+        return Ok(batches);
+    }
+    Ok(vec![sort_by_sn(schema, batches)?])
+}
+
+fn first_sn(b: &RecordBatch) -> Option<u64> {
+    let sn = b.column_by_name(TP_SN)?.as_any().downcast_ref::<Int64Array>()?;
+    (!sn.is_empty()).then(|| sn.value(0) as u64)
 }
 
 /// Drops backfill rows (`_tp_sn < backfill_end`) older than `from_ms`; live rows stay.

@@ -32,9 +32,9 @@ use sluice_benches::dir_bytes;
 struct Args {
     /// The event table (peers.py writes it).
     #[arg(long)]
-    parquet: PathBuf,
+    parquet: Option<PathBuf>,
     /// Rows in the table (checked).
-    #[arg(long)]
+    #[arg(long, default_value_t = 0)]
     rows: u64,
     /// Rows of the streaming-ingest phase.
     #[arg(long, default_value_t = 1_000_000)]
@@ -64,6 +64,17 @@ struct Args {
     /// fsync and os).
     #[arg(long, default_value = "fsync")]
     durability: String,
+    /// Instead of the peer phases: insert -> streaming subscriber latency (embedded), one
+    /// single-row insert at a time, for durability os and fsync.
+    #[arg(long)]
+    streaming_latency: bool,
+    /// Inserts measured by --streaming-latency.
+    #[arg(long, default_value_t = 10_000)]
+    latency_inserts: usize,
+    /// Instead of the peer phases: the Parquet table replayed as a stream through
+    /// `tumble(5s)` count/sum per event_type (rows/s).
+    #[arg(long)]
+    window: bool,
 }
 
 fn log(msg: &str) {
@@ -82,10 +93,14 @@ type BoxError = Box<dyn std::error::Error>;
 fn run(args: Args) -> Result<(), BoxError> {
     let durability: Durability = args.durability.parse().map_err(|e| format!("--durability: {e}"))?;
     std::fs::create_dir_all(&args.workdir)?;
+    if args.streaming_latency || args.window {
+        return streaming_modes(&args);
+    }
+    let parquet = args.parquet.clone().ok_or("--parquet is required")?;
     let t = Instant::now();
-    let batches = read_parquet(&args.parquet)?;
+    let batches = read_parquet(&parquet)?;
     let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
-    log(&format!("read {rows} rows from {} in {:.2} s", args.parquet.display(), t.elapsed().as_secs_f64()));
+    log(&format!("read {rows} rows from {} in {:.2} s", parquet.display(), t.elapsed().as_secs_f64()));
     if rows != args.rows {
         log(&format!("warning: --rows {} but the file has {rows} rows", args.rows));
     }
@@ -126,7 +141,7 @@ fn run(args: Args) -> Result<(), BoxError> {
                     }
                 }
                 _ => {
-                    for b in read_parquet(&args.parquet)? {
+                    for b in read_parquet(&parquet)? {
                         db.append("events", &b)?;
                     }
                 }
@@ -184,6 +199,133 @@ fn run(args: Args) -> Result<(), BoxError> {
     std::fs::write(&args.out, serde_json::to_vec_pretty(&res)?)?;
     print_table(&res);
     Ok(())
+}
+
+/// `--streaming-latency` and `--window`: streaming figures (issue D), written to `--out`.
+fn streaming_modes(args: &Args) -> Result<(), BoxError> {
+    let mut res = json!({"engine": "sluice", "version": env!("CARGO_PKG_VERSION"), "machine": machine()});
+    if args.streaming_latency {
+        let mut all = Vec::new();
+        for d in [Durability::Os, Durability::Fsync] {
+            all.push(latency_mode(args, d)?);
+        }
+        res["streaming_latency"] = Value::Array(all);
+    }
+    if args.window {
+        let parquet = args.parquet.clone().ok_or("--window needs --parquet")?;
+        res["window"] = window_mode(args, &parquet)?;
+    }
+    std::fs::write(&args.out, serde_json::to_string_pretty(&res)?)?;
+    println!("{}", serde_json::to_string_pretty(&res)?);
+    Ok(())
+}
+
+/// One single-row append at a time; the time until a running `SELECT * FROM s` delivers it.
+fn latency_mode(args: &Args, d: Durability) -> Result<Value, BoxError> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let dir = fresh_dir(&args.workdir, &format!("latency-{d}"))?;
+    let db = Database::open(&dir, Options::default())?;
+    let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)]));
+    let mut def = StreamDef::from_schema("s", &schema);
+    def.settings.durability = d;
+    db.create_stream(def)?;
+    let n = args.latency_inserts;
+    let got = Arc::new(AtomicU64::new(0));
+    let result = db.query("SELECT id FROM s")?;
+    let cancel = result.cancel_flag();
+    let g = got.clone();
+    let reader = std::thread::spawn(move || -> Vec<(i64, Instant)> {
+        let mut seen = Vec::with_capacity(n);
+        for b in result {
+            let Ok(b) = b else { break };
+            let now = Instant::now();
+            let ids = b.column(0).as_primitive::<sluice::arrow::datatypes::Int64Type>();
+            for i in 0..ids.len() {
+                seen.push((ids.value(i), now));
+            }
+            g.store(seen.len() as u64, Ordering::Release);
+            if seen.len() >= n {
+                break;
+            }
+        }
+        seen
+    });
+    let mut sent = Vec::with_capacity(n);
+    let t0 = Instant::now();
+    for i in 0..n {
+        let b = RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(sluice::arrow::array::Int64Array::from(vec![i as i64]))],
+        )?;
+        sent.push(Instant::now());
+        db.append("s", &b)?;
+        // One insert in flight: wait until the subscriber has it (bounded).
+        let deadline = Instant::now() + std::time::Duration::from_secs(10);
+        while got.load(Ordering::Acquire) <= i as u64 {
+            if Instant::now() > deadline {
+                return Err(format!("insert {i} not delivered within 10 s").into());
+            }
+            std::hint::spin_loop();
+        }
+    }
+    let seconds = t0.elapsed().as_secs_f64();
+    cancel.store(true, std::sync::atomic::Ordering::Release);
+    let seen = reader.join().map_err(|_| "reader panicked")?;
+    let mut lat: Vec<f64> =
+        seen.iter().map(|(id, at)| at.duration_since(sent[*id as usize]).as_secs_f64() * 1e3).collect();
+    lat.sort_by(|a, b| a.total_cmp(b));
+    let (p50, p99, max) = (percentile(&lat, 0.5), percentile(&lat, 0.99), lat.last().copied().unwrap_or(f64::NAN));
+    log(&format!("streaming latency ({d}): {n} inserts, p50 {p50:.3} ms, p99 {p99:.3} ms, max {max:.3} ms"));
+    db.close()?;
+    Ok(json!({"durability": d.to_string(), "inserts": n, "seconds": seconds,
+              "latency_ms": {"p50": p50, "p99": p99, "max": max}}))
+}
+
+/// The table appended to a stream (durability os), then a streaming tumble aggregate reading
+/// it from the earliest row; rows/s until it has processed every row.
+fn window_mode(args: &Args, parquet: &Path) -> Result<Value, BoxError> {
+    let batches = read_parquet(parquet)?;
+    let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
+    let dir = fresh_dir(&args.workdir, "window")?;
+    let db = open(&dir, Durability::Os)?;
+    for b in &batches {
+        db.append("events", b)?;
+    }
+    db.flush("events")?;
+    log(&format!("window: {rows} rows stored"));
+    let mut runs = Vec::new();
+    for rep in 0..args.reps.max(1) {
+        let default = "SELECT window_start, event_type, count(*), sum(value) FROM tumble(events, ts, 5s) \
+                       GROUP BY window_start, event_type SETTINGS seek_to = 'earliest'";
+        // SLUICE_BENCH_WINDOW_SQL: another query over the same replay (for profiling).
+        let custom = std::env::var("SLUICE_BENCH_WINDOW_SQL").ok();
+        let sql = custom.as_deref().unwrap_or(default);
+        let t0 = Instant::now();
+        let result = db.query(sql)?;
+        let cancel = result.cancel_flag();
+        let reader = std::thread::spawn(move || {
+            let mut out = 0u64;
+            for b in result {
+                match b {
+                    Ok(b) => out += b.num_rows() as u64,
+                    Err(_) => break,
+                }
+            }
+            out
+        });
+        db.sync(std::time::Duration::from_secs(600))?;
+        let seconds = t0.elapsed().as_secs_f64();
+        cancel.store(true, std::sync::atomic::Ordering::Release);
+        let emitted = reader.join().map_err(|_| "reader panicked")?;
+        log(&format!(
+            "window rep {rep}: {:.1} M rows/s ({seconds:.3} s, {emitted} result rows)",
+            rows as f64 / seconds / 1e6
+        ));
+        runs.push(json!({"seconds": seconds, "rows_per_second": rows as f64 / seconds, "result_rows": emitted}));
+    }
+    db.close()?;
+    Ok(json!({"query": "tumble(events, ts, 5s) count(*), sum(value) GROUP BY window_start, event_type",
+              "rows": rows, "runs": runs}))
 }
 
 fn machine() -> Value {

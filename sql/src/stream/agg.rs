@@ -2,7 +2,7 @@
 //! emission bookkeeping (which groups changed since they were last emitted, what was emitted
 //! for changelog retractions).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, UInt32Array};
@@ -222,23 +222,30 @@ impl AggRun {
         };
         let key = ticks(&w.expr.eval_array(b)?)?;
         let end_of = |v: i64| if w.is_end { v } else { v + w.size };
+        // Rows of one window usually sit together (event time roughly follows arrival):
+        // runs of equal windows become zero-copy slices. Otherwise sort the rows by window
+        // once and slice that.
+        let (b, key) = if key.null_count() == 0 && non_decreasing(key.values()) {
+            (b.clone(), key)
+        } else {
+            let mut idx: Vec<u32> = (0..key.len() as u32).filter(|i| key.is_valid(*i as usize)).collect();
+            idx.sort_by_key(|i| key.value(*i as usize));
+            let idx = UInt32Array::from(idx);
+            let sorted = arrow::compute::take_record_batch(b, &idx)?;
+            let k = ticks(&w.expr.eval_array(&sorted)?)?;
+            (sorted, k)
+        };
         let vals = key.values();
-        let same = key.null_count() == 0 && vals.iter().all(|v| *v == vals[0]);
-        if same {
-            return self.update_window(end_of(vals[0]), w.size, b, before);
-        }
-        let mut rows: HashMap<i64, Vec<u32>> = HashMap::new();
-        for i in 0..key.len() {
-            if key.is_valid(i) {
-                rows.entry(end_of(key.value(i))).or_default().push(i as u32);
+        let mut start = 0;
+        while start < vals.len() {
+            let v = vals[start];
+            let mut end = start + 1;
+            while end < vals.len() && vals[end] == v {
+                end += 1;
             }
-        }
-        let mut ends: Vec<i64> = rows.keys().copied().collect();
-        ends.sort_unstable();
-        for end in ends {
-            let idx = UInt32Array::from(rows.remove(&end).unwrap_or_default());
-            let part = arrow::compute::take_record_batch(b, &idx)?;
-            self.update_window(end, w.size, &part, before)?;
+            let part = if start == 0 && end == vals.len() { b.clone() } else { b.slice(start, end - start) };
+            self.update_window(end_of(v), w.size, &part, before)?;
+            start = end;
         }
         Ok(())
     }
@@ -337,6 +344,11 @@ impl AggRun {
         self.global.as_ref().map_or(0, |g| g.state.size())
             + self.windows.values().map(|w| w.state.state.size()).sum::<usize>()
     }
+}
+
+/// Whether equal values form runs in increasing order (each value in one run).
+fn non_decreasing(v: &[i64]) -> bool {
+    v.windows(2).all(|w| w[0] <= w[1])
 }
 
 /// A schema with `_tp_delta` (int8) appended.
