@@ -81,6 +81,8 @@ pub struct ViewInfo {
     pub late_rows: u64,
     /// Checkpoints written.
     pub checkpoints: u64,
+    /// Bytes of aggregation state held.
+    pub state_bytes: u64,
     /// The defining query.
     pub query: String,
 }
@@ -317,6 +319,7 @@ impl Database {
                     skipped_batches: 0,
                     late_rows: 0,
                     checkpoints: 0,
+                    state_bytes: 0,
                     query: def.statement.query.to_string(),
                 };
                 let shared = Arc::new(Shared { stop: Arc::default(), info: Mutex::new(info) });
@@ -365,6 +368,7 @@ impl Database {
             skipped_batches: 0,
             late_rows: 0,
             checkpoints: u64::from(fresh),
+            state_bytes: 0,
             query: def.statement.query.to_string(),
         };
         let shared = Arc::new(Shared { stop, info: Mutex::new(info) });
@@ -428,6 +432,7 @@ fn run_view(db: WeakDb, def: Arc<ViewDef>, mut query: sluice_sql::StreamingQuery
             let mut i = sh.info.lock();
             i.skipped_batches = i.skipped_batches.max(s.skipped_batches);
             i.late_rows = s.late_rows;
+            i.state_bytes = s.state_bytes as u64;
         }
         if last_cp_at.elapsed() >= def.checkpoint_every {
             checkpoint(&db, &dir, &query, &mut last_cp, &sh);
@@ -485,6 +490,7 @@ pub(crate) fn views_batch(views: &[ViewInfo]) -> Result<RecordBatch> {
         Field::new("skipped_batches", DataType::UInt64, false),
         Field::new("late_rows", DataType::UInt64, false),
         Field::new("checkpoints", DataType::UInt64, false),
+        Field::new("state_bytes", DataType::UInt64, false),
         Field::new("query", DataType::Utf8, false),
     ]));
     Ok(RecordBatch::try_new(
@@ -499,6 +505,7 @@ pub(crate) fn views_batch(views: &[ViewInfo]) -> Result<RecordBatch> {
             u(&|v| v.skipped_batches),
             u(&|v| v.late_rows),
             u(&|v| v.checkpoints),
+            u(&|v| v.state_bytes),
             s(&|v| v.query.clone()),
         ],
     )?)

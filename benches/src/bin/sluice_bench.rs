@@ -75,6 +75,10 @@ struct Args {
     /// `tumble(5s)` count/sum per event_type (rows/s).
     #[arg(long)]
     window: bool,
+    /// Instead of the peer phases: a materialized view of a global aggregation over this many
+    /// keys (10 rows per key appended in 100,000-row batches): rows/s and state memory.
+    #[arg(long)]
+    view_keys: Option<u64>,
 }
 
 fn log(msg: &str) {
@@ -93,7 +97,7 @@ type BoxError = Box<dyn std::error::Error>;
 fn run(args: Args) -> Result<(), BoxError> {
     let durability: Durability = args.durability.parse().map_err(|e| format!("--durability: {e}"))?;
     std::fs::create_dir_all(&args.workdir)?;
-    if args.streaming_latency || args.window {
+    if args.streaming_latency || args.window || args.view_keys.is_some() {
         return streaming_modes(&args);
     }
     let parquet = args.parquet.clone().ok_or("--parquet is required")?;
@@ -215,9 +219,63 @@ fn streaming_modes(args: &Args) -> Result<(), BoxError> {
         let parquet = args.parquet.clone().ok_or("--window needs --parquet")?;
         res["window"] = window_mode(args, &parquet)?;
     }
+    if let Some(keys) = args.view_keys {
+        res["view"] = view_mode(args, keys)?;
+    }
     std::fs::write(&args.out, serde_json::to_string_pretty(&res)?)?;
     println!("{}", serde_json::to_string_pretty(&res)?);
     Ok(())
+}
+
+fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).map(str::to_string))
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<u64>().ok()))
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// `CREATE MATERIALIZED VIEW ... AS SELECT k, count(), sum(v) FROM s GROUP BY k` over `keys`
+/// keys: 10 rows per key appended (durability os) in 100,000-row batches; the time until the
+/// view has processed them all (`sync`), its state and the process RSS.
+fn view_mode(args: &Args, keys: u64) -> Result<Value, BoxError> {
+    let dir = fresh_dir(&args.workdir, "view")?;
+    let db = Database::open(&dir, Options::default())?;
+    db.execute("CREATE STREAM s (k uint64, v int64) SETTINGS ack = 'local'")?;
+    db.execute("CREATE MATERIALIZED VIEW agg AS SELECT k, count() AS c, sum(v) AS total FROM s GROUP BY k")?;
+    let schema = Arc::new(Schema::new(vec![Field::new("k", DataType::UInt64, false), Field::new("v", DataType::Int64, false)]));
+    let rows = keys * 10;
+    let batch = 100_000u64;
+    let rss0 = rss_bytes();
+    let t0 = Instant::now();
+    let mut i = 0u64;
+    while i < rows {
+        let n = batch.min(rows - i);
+        // Keys cycle so every batch touches 100,000 different keys.
+        let k: Vec<u64> = (i..i + n).map(|x| (x.wrapping_mul(2_654_435_761)) % keys).collect();
+        let v: Vec<i64> = (i..i + n).map(|x| (x % 100) as i64).collect();
+        let b = RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(sluice::arrow::array::UInt64Array::from(k)), Arc::new(sluice::arrow::array::Int64Array::from(v))],
+        )?;
+        db.append("s", &b)?;
+        i += n;
+    }
+    let appended = t0.elapsed().as_secs_f64();
+    db.sync(std::time::Duration::from_secs(600))?;
+    let seconds = t0.elapsed().as_secs_f64();
+    let info = db.views().into_iter().next().ok_or("no view")?;
+    let rss = rss_bytes();
+    log(&format!(
+        "view over {keys} keys: {rows} rows in {seconds:.2} s ({:.2} M rows/s; appends alone {appended:.2} s), state {:.1} MiB, RSS +{:.1} MiB",
+        rows as f64 / seconds / 1e6,
+        info.state_bytes as f64 / (1 << 20) as f64,
+        rss.saturating_sub(rss0) as f64 / (1 << 20) as f64
+    ));
+    db.close()?;
+    Ok(json!({"keys": keys, "rows": rows, "seconds": seconds, "append_seconds": appended,
+              "rows_per_second": rows as f64 / seconds, "state_bytes": info.state_bytes,
+              "rss_growth_bytes": rss.saturating_sub(rss0), "status": info.status}))
 }
 
 /// One single-row append at a time; the time until a running `SELECT * FROM s` delivers it.
