@@ -30,7 +30,7 @@ use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 
 use self::agg::{AggPlan, AggRun, Emission, KeySlot, Shape, WindowKey, with_delta};
-use self::ops::{RowOp, Watermark};
+use self::ops::{JoinOp, RowOp, Watermark};
 use crate::ast::query::{Emit, EmitMode, SluiceQuery};
 use crate::catalog::{SeekTo, StreamSource, SubscribeRequest, Table};
 use crate::context::ExecContext;
@@ -40,7 +40,7 @@ use crate::exec::sort::{PhysSortKey, sort_batch};
 use crate::expr::BExpr;
 use crate::functions::compare::CmpOp;
 use crate::interval::{IntervalLiteral, IntervalUnit};
-use crate::logical::{self, ColumnInfo, LogicalPlan, WindowSpec};
+use crate::logical::{self, ColumnInfo, JoinKind, LogicalPlan, WindowSpec};
 use crate::plan::{relabel, schema_of, to_phys};
 use crate::scalar::ScalarValue;
 
@@ -192,7 +192,11 @@ pub(crate) fn plan(q: &SluiceQuery, logical: LogicalPlan, memory_limit: Option<u
             | LogicalPlan::Sort { input, .. }
             | LogicalPlan::Limit { input, .. }
             | LogicalPlan::Window { input, .. } => Some((**input).clone()),
-            LogicalPlan::Join { .. } => return Err(not_streaming("joins in streaming queries")),
+            LogicalPlan::Join { .. } => {
+                node = streaming_left(node)?;
+                let LogicalPlan::Join { left, .. } = &node else { unreachable!("a join") };
+                Some((**left).clone())
+            }
             LogicalPlan::Union { .. } => return Err(not_streaming("UNION of streaming queries")),
             LogicalPlan::Scan { .. } | LogicalPlan::Values { .. } => {
                 return Err(Error::Internal { message: "streaming plan without a stream source".into() });
@@ -235,6 +239,37 @@ pub(crate) fn plan(q: &SluiceQuery, logical: LogicalPlan, memory_limit: Option<u
     build(q, chain, out, start, memory_limit)
 }
 
+/// A join of a stream with a bounded input, normalised so the stream is on the left.
+fn streaming_left(node: LogicalPlan) -> Result<LogicalPlan> {
+    let LogicalPlan::Join { left, right, kind, on, filter, out } = node else { return Ok(node) };
+    match (left.is_streaming(), right.is_streaming()) {
+        (true, true) => Err(not_streaming("joins of two streams (stream-to-stream joins)")),
+        (false, false) => Err(Error::Internal { message: "a join without a stream in a streaming plan".into() }),
+        (true, false) => match kind {
+            JoinKind::Inner | JoinKind::Left | JoinKind::Cross => {
+                Ok(LogicalPlan::Join { left, right, kind, on, filter, out })
+            }
+            other => Err(not_streaming(&format!(
+                "{other:?} JOIN with the stream on the left (it would have to emit unmatched table rows at an end that never comes)"
+            ))),
+        },
+        (false, true) => {
+            let kind = match kind {
+                JoinKind::Inner => JoinKind::Inner,
+                JoinKind::Cross => JoinKind::Cross,
+                JoinKind::Right => JoinKind::Left,
+                other => {
+                    return Err(not_streaming(&format!(
+                        "{other:?} JOIN with the stream on the right (put the stream first, or use INNER / RIGHT)"
+                    )));
+                }
+            };
+            let on = on.into_iter().map(|(a, b)| (b, a)).collect();
+            Ok(LogicalPlan::Join { left: right, right: left, kind, on, filter, out })
+        }
+    }
+}
+
 fn not_streaming(what: &str) -> Error {
     Error::NotImplemented { feature: what.to_string(), location: None }
 }
@@ -268,6 +303,9 @@ fn split_input(node: LogicalPlan) -> (LogicalPlan, Option<LogicalPlan>) {
         LogicalPlan::Limit { input, skip, fetch } => (LogicalPlan::Limit { input: hole(), skip, fetch }, Some(*input)),
         LogicalPlan::Window { input, spec, time, start, end } => {
             (LogicalPlan::Window { input: hole(), spec, time, start, end }, Some(*input))
+        }
+        LogicalPlan::Join { left, right, kind, on, filter, out } => {
+            (LogicalPlan::Join { left: hole(), right, kind, on, filter, out }, Some(*left))
         }
         other => (other, None),
     }
@@ -533,6 +571,31 @@ fn build(
                 limited = true;
                 None
             }
+            LogicalPlan::Join { right, kind, on, filter, out, .. } => {
+                if agg.is_some() {
+                    return Err(not_streaming("a join over a streaming aggregation"));
+                }
+                let rcols = right.output();
+                let left_keys = on.iter().map(|(a, _)| to_phys(a, &cols)).collect::<Result<Vec<_>>>()?;
+                let right_keys = on.iter().map(|(_, b)| to_phys(b, &rcols)).collect::<Result<Vec<_>>>()?;
+                let all: Vec<ColumnInfo> = cols
+                    .iter()
+                    .chain(rcols.iter())
+                    .map(|c| out.iter().find(|o| o.id == c.id).cloned().unwrap_or_else(|| c.clone()))
+                    .collect();
+                let filter = filter.as_ref().map(|f| to_phys(f, &all)).transpose()?;
+                let right = crate::plan::physical_plan(*right)?;
+                cols = all;
+                Some(RowOp::Join(Box::new(JoinOp {
+                    right,
+                    right_keys,
+                    left_keys,
+                    filter,
+                    kind,
+                    schema: schema_of(&cols),
+                    probe: None,
+                })))
+            }
             other => return Err(Error::Internal { message: format!("unexpected streaming node {other:?}") }),
         };
         if let Some(op) = row_op {
@@ -665,10 +728,13 @@ impl std::fmt::Debug for StreamingQuery {
 }
 
 impl StreamingQuery {
-    fn new(plan: StreamPlan, source: Box<dyn StreamSource>, ctx: &ExecContext) -> Result<Self> {
+    fn new(mut plan: StreamPlan, source: Box<dyn StreamSource>, ctx: &ExecContext) -> Result<Self> {
         let mut ctx = ctx.clone();
         if let Some(m) = plan.memory_limit.filter(|m| *m > 0) {
             ctx.memory_limit_bytes = m;
+        }
+        for op in plan.pre.iter_mut() {
+            op.prepare(&ctx)?;
         }
         let agg = plan.agg.clone().map(|a| AggRun::new(a, ctx.clone())).transpose()?;
         let now = Instant::now();

@@ -409,3 +409,40 @@ fn window_aggregates_match_a_model_and_a_batch_recomputation() {
         }
     }
 }
+
+#[test]
+fn stream_joins_a_table_snapshot() {
+    let db = Database::in_memory();
+    exec(&db, "CREATE STREAM clicks (user_id int64, url string)");
+    exec(&db, "CREATE STREAM users (user_id int64, name string)");
+    exec(&db, "INSERT INTO users (user_id, name) VALUES (1, 'ann'), (2, 'bob')");
+    let inner =
+        Tail::start(&db, "SELECT c.url, u.name FROM clicks AS c JOIN table(users) AS u ON c.user_id = u.user_id");
+    let left =
+        Tail::start(&db, "SELECT c.url, u.name FROM clicks AS c LEFT JOIN table(users) AS u ON c.user_id = u.user_id");
+    let swapped = Tail::start(
+        &db,
+        "SELECT u.name, count() FROM table(users) AS u JOIN clicks AS c ON c.user_id = u.user_id GROUP BY u.name EMIT ON UPDATE",
+    );
+    // Rows added to the table after the start are not seen (snapshot at start).
+    exec(&db, "INSERT INTO users (user_id, name) VALUES (3, 'cy')");
+    exec(&db, "INSERT INTO clicks (user_id, url) VALUES (1, '/a'), (3, '/c'), (2, '/b')");
+    db.sync(WAIT).expect("sync");
+    let mut got = inner.drain();
+    got.sort();
+    assert_eq!(got, vec![row(&["/a", "ann"]), row(&["/b", "bob"])]);
+    let mut got = left.drain();
+    got.sort();
+    assert_eq!(got, vec![row(&["/a", "ann"]), row(&["/b", "bob"]), row(&["/c", "NULL"])]);
+    let mut got = swapped.drain();
+    got.sort();
+    assert_eq!(got, vec![row(&["ann", "1"]), row(&["bob", "1"])]);
+    for (sql, want) in [
+        ("SELECT * FROM clicks AS a JOIN clicks AS b ON a.user_id = b.user_id", "two streams"),
+        ("SELECT * FROM clicks AS c FULL JOIN table(users) AS u ON c.user_id = u.user_id", "Full JOIN"),
+        ("SELECT * FROM table(users) AS u LEFT JOIN clicks AS c ON c.user_id = u.user_id", "Left JOIN"),
+    ] {
+        let e = db.query(sql).map(|_| ()).expect_err(sql);
+        assert!(e.to_string().contains(want), "{sql}: {e}");
+    }
+}

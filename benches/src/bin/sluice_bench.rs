@@ -243,7 +243,8 @@ fn view_mode(args: &Args, keys: u64) -> Result<Value, BoxError> {
     let db = Database::open(&dir, Options::default())?;
     db.execute("CREATE STREAM s (k uint64, v int64) SETTINGS ack = 'local'")?;
     db.execute("CREATE MATERIALIZED VIEW agg AS SELECT k, count() AS c, sum(v) AS total FROM s GROUP BY k")?;
-    let schema = Arc::new(Schema::new(vec![Field::new("k", DataType::UInt64, false), Field::new("v", DataType::Int64, false)]));
+    let schema =
+        Arc::new(Schema::new(vec![Field::new("k", DataType::UInt64, false), Field::new("v", DataType::Int64, false)]));
     let rows = keys * 10;
     let batch = 100_000u64;
     let rss0 = rss_bytes();
@@ -256,7 +257,10 @@ fn view_mode(args: &Args, keys: u64) -> Result<Value, BoxError> {
         let v: Vec<i64> = (i..i + n).map(|x| (x % 100) as i64).collect();
         let b = RecordBatch::try_new(
             schema.clone(),
-            vec![Arc::new(sluice::arrow::array::UInt64Array::from(k)), Arc::new(sluice::arrow::array::Int64Array::from(v))],
+            vec![
+                Arc::new(sluice::arrow::array::UInt64Array::from(k)),
+                Arc::new(sluice::arrow::array::Int64Array::from(v)),
+            ],
         )?;
         db.append("s", &b)?;
         i += n;

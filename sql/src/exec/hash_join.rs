@@ -128,7 +128,9 @@ impl Build {
     }
 }
 
-struct Probe {
+/// A built right side and how to probe it: also the per-batch join of a streaming query
+/// (stream ⋈ `table(t)`, the table read once when the query starts).
+pub(crate) struct Probe {
     build: Arc<Build>,
     left_keys: Vec<BExpr>,
     filter: Option<BExpr>,
@@ -136,9 +138,27 @@ struct Probe {
     schema: SchemaRef,
 }
 
+impl std::fmt::Debug for Probe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Probe").field("kind", &self.kind).field("build_rows", &self.build.batch.num_rows()).finish()
+    }
+}
+
 impl Probe {
+    /// Builds the right side of a streaming join (INNER, LEFT or CROSS).
+    pub(crate) fn streaming(
+        right: RecordBatch,
+        right_keys: &[BExpr],
+        left_keys: Vec<BExpr>,
+        filter: Option<BExpr>,
+        kind: JoinKind,
+        schema: SchemaRef,
+    ) -> Result<Self> {
+        Ok(Probe { build: Arc::new(Build::new(right, right_keys)?), left_keys, filter, kind, schema })
+    }
+
     /// Joins one left batch; marks matched build rows in `matched`.
-    fn run(&self, b: &RecordBatch, matched: Option<&mut Vec<bool>>) -> Result<Vec<RecordBatch>> {
+    pub(crate) fn run(&self, b: &RecordBatch, matched: Option<&mut Vec<bool>>) -> Result<Vec<RecordBatch>> {
         let (mut l, mut r) = self.build.probe(&self.left_keys, b)?;
         let mut out = Vec::new();
         if !l.is_empty() {

@@ -6,9 +6,15 @@ use arrow::compute::filter_record_batch;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 
+use std::sync::Arc;
+
+use crate::context::ExecContext;
 use crate::error::{Error, Result};
+use crate::exec::ExecNode;
+use crate::exec::hash_join::Probe;
 use crate::exec::{filter, project, window};
 use crate::expr::BExpr;
+use crate::logical::JoinKind;
 use crate::logical::WindowSpec;
 
 /// One stateless step applied to every batch.
@@ -21,9 +27,45 @@ pub(crate) enum RowOp {
     /// `tumble` / `hop`; with `drop_late`, rows older than the watermark are dropped first
     /// (and the watermark advances).
     Window { time: usize, spec: WindowSpec, schema: SchemaRef, drop_late: bool },
+    /// stream ⋈ `table(t)`: the right side is read once when the query starts ([`RowOp::prepare`]).
+    Join(Box<JoinOp>),
+}
+
+/// A streaming join with a bounded right side.
+#[derive(Debug, Clone)]
+pub(crate) struct JoinOp {
+    pub right: Arc<dyn ExecNode>,
+    pub right_keys: Vec<BExpr>,
+    pub left_keys: Vec<BExpr>,
+    pub filter: Option<BExpr>,
+    pub kind: JoinKind,
+    pub schema: SchemaRef,
+    pub probe: Option<Arc<Probe>>,
 }
 
 impl RowOp {
+    /// Work done once when a query starts: reads the right side of a join.
+    pub(crate) fn prepare(&mut self, ctx: &ExecContext) -> Result<()> {
+        if let RowOp::Join(j) = self {
+            let batches = crate::exec::parallel::collect_parallel(ctx, j.right.execute(ctx)?)?;
+            let right = arrow::compute::concat_batches(&j.right.schema(), &batches)?;
+            let mut res = ctx.reservation("streaming JOIN right side");
+            res.resize(right.get_array_memory_size() * 2)?;
+            // Charged for the query's whole life (the counter belongs to this query).
+            std::mem::forget(res);
+            let probe = Probe::streaming(
+                right,
+                &j.right_keys,
+                j.left_keys.clone(),
+                j.filter.clone(),
+                j.kind,
+                j.schema.clone(),
+            )?;
+            j.probe = Some(Arc::new(probe));
+        }
+        Ok(())
+    }
+
     pub(crate) fn apply(&self, b: RecordBatch, wm: &mut Watermark) -> Result<RecordBatch> {
         match self {
             RowOp::Filter { pred, keep, schema } => {
@@ -45,6 +87,21 @@ impl RowOp {
                 };
                 window::assign(&b, *time, *spec, schema)
             }
+            RowOp::Join(j) => {
+                let probe = j
+                    .probe
+                    .as_ref()
+                    .ok_or_else(|| Error::Internal { message: "streaming join not prepared".into() })?;
+                let out = probe.run(&b, None)?;
+                match out.len() {
+                    0 => Ok(RecordBatch::new_empty(j.schema.clone())),
+                    1 => Ok(out.into_iter().next().expect("one batch")),
+                    _ => {
+                        let schema = out[0].schema();
+                        Ok(arrow::compute::concat_batches(&schema, &out)?)
+                    }
+                }
+            }
         }
     }
 
@@ -65,6 +122,11 @@ impl RowOp {
             }
             RowOp::Window { spec, drop_late, .. } => {
                 format!("Window {spec}{}", if *drop_late { " (drops rows older than the watermark)" } else { "" })
+            }
+            RowOp::Join(j) => {
+                let keys: Vec<String> =
+                    j.left_keys.iter().zip(&j.right_keys).map(|(l, r)| format!("{l} = {r}")).collect();
+                format!("StreamTableJoin {:?} on [{}] (right side read at start)", j.kind, keys.join(", "))
             }
         }
     }
