@@ -303,3 +303,55 @@ fn server_psql_when_installed() {
     assert!(stdout.contains("CREATE STREAM") && stdout.contains("\np\n") && stdout.contains("id|int64"), "{stdout}");
     server.shutdown().unwrap();
 }
+
+/// A streaming SELECT over the wire: rows inserted by another connection arrive while the
+/// query runs (extended protocol), LIMIT ends it (simple protocol), and a cancel ends an
+/// unbounded one with 57014, leaving the connection usable.
+#[test]
+fn server_streaming_select_follows_inserts_and_cancels() {
+    let server = start(Config::ephemeral());
+    block_on(async {
+        use futures::StreamExt;
+        let c = connect(&server).await;
+        let w = connect(&server).await;
+        c.simple_query("CREATE STREAM s (id int64, name string)").await.unwrap();
+        // Simple protocol with LIMIT: the rows come from the other connection.
+        let limited = tokio::spawn({
+            let c2 = connect(&server).await;
+            // Seeking from the first row makes the result independent of when it starts.
+            async move { c2.simple_query("SELECT id, name FROM s WHERE _tp_sn >= 0 AND id > 1 LIMIT 2").await }
+        });
+        // Extended protocol, unbounded.
+        let stream =
+            c.query_raw("SELECT id * 10 FROM s WHERE _tp_sn >= 0", std::iter::empty::<i64>()).await.expect("starts");
+        futures::pin_mut!(stream);
+        w.simple_query("INSERT INTO s (id, name) VALUES (1, 'a'), (2, 'b')").await.unwrap();
+        w.simple_query("INSERT INTO s (id, name) VALUES (3, 'c')").await.unwrap();
+        let first = tokio::time::timeout(WAIT, stream.next()).await.expect("a row in time").unwrap().unwrap();
+        let v: i64 = first.get(0);
+        assert_eq!(v, 10);
+        let msgs = tokio::time::timeout(WAIT, limited).await.expect("LIMIT query ends").unwrap().unwrap();
+        let rows = rows_of(&msgs);
+        assert_eq!(
+            rows,
+            vec![
+                vec![Some("2".to_string()), Some("b".to_string())],
+                vec![Some("3".to_string()), Some("c".to_string())]
+            ]
+        );
+        let token = c.cancel_token();
+        token.cancel_query(NoTls).await.expect("cancel sent");
+        let started = Instant::now();
+        let err = loop {
+            match tokio::time::timeout(WAIT, stream.next()).await.expect("ends in time") {
+                Some(Ok(_)) => {}
+                Some(Err(e)) => break e,
+                None => panic!("ended without the cancel error"),
+            }
+        };
+        assert_eq!(code(&err), "57014", "{err}");
+        assert!(started.elapsed() < Duration::from_secs(2), "cancel took {:?}", started.elapsed());
+        assert_eq!(rows_of(&c.simple_query("SELECT 1").await.unwrap()).len(), 1);
+    });
+    server.shutdown().unwrap();
+}
