@@ -20,9 +20,9 @@ pub(crate) const CREATE_SQL: &str = "create_sql";
 pub(crate) fn stream_def(cs: &CreateStream) -> Result<(StreamDef, Vec<String>)> {
     let name = object_name(&cs.name)?;
     let s = &cs.settings;
-    if s.mode != StreamMode::Append {
+    if !matches!(s.mode, StreamMode::Append | StreamMode::VersionedKv) {
         return Err(Error::NotSupported(format!(
-            "stream mode '{}' (only 'append' streams are supported so far)",
+            "stream mode '{}' (append and versioned_kv streams are supported so far)",
             s.mode
         )));
     }
@@ -63,6 +63,24 @@ pub(crate) fn stream_def(cs: &CreateStream) -> Result<(StreamDef, Vec<String>)> 
     };
     def.ttl = cs.ttl.as_ref().map(|t| ttl(&t.expr)).transpose()?;
     def.settings = settings(s)?;
+    if s.mode == StreamMode::VersionedKv {
+        for e in &cs.primary_key {
+            let items: Vec<&Expr> = match e {
+                Expr::Tuple(items) => items.iter().collect(),
+                Expr::Nested(inner) => vec![inner.as_ref()],
+                one => vec![one],
+            };
+            for item in items {
+                match item {
+                    Expr::Identifier(id) => def.settings.primary_key.push(id.value.clone()),
+                    other => {
+                        return Err(Error::NotSupported(format!("PRIMARY KEY '{other}': use column names")));
+                    }
+                }
+            }
+        }
+        def.settings.version_column = s.version_column.clone();
+    }
     if !cs.order_by.is_empty() {
         def.extra.insert("order_by".into(), cs.order_by.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", "));
     }

@@ -124,6 +124,9 @@ pub enum Error {
     /// Other objects depend on the one being dropped.
     #[error("{0}")]
     DependentObjects(String),
+    /// A bug: an invariant did not hold.
+    #[error("internal error: {0}")]
+    Internal(String),
     /// A wait did not finish in time.
     #[error("timed out: {0}")]
     Timeout(String),

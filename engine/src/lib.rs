@@ -62,6 +62,8 @@ mod ddl;
 mod error;
 /// Checking and completing appended batches.
 mod ingest;
+/// `versioned_kv` streams: the latest row per primary key.
+mod kv;
 /// In-memory batches not yet in parts.
 mod memtable;
 /// Database and stream options.

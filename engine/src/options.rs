@@ -89,6 +89,11 @@ pub struct StreamSettings {
     /// A column whose value becomes `_tp_time` when an append does not give `_tp_time`
     /// (Proton's `event_time_column`); `None` = the ingest time.
     pub event_time_column: Option<String>,
+    /// `versioned_kv`: the primary key columns (empty for append streams). Reads keep the
+    /// latest row per key: the greatest `version_column`, on a tie the later arrival.
+    pub primary_key: Vec<String>,
+    /// `versioned_kv`: the column deciding which row of a key wins (`None`: `_tp_time`).
+    pub version_column: Option<String>,
 }
 
 impl Default for StreamSettings {
@@ -106,6 +111,8 @@ impl Default for StreamSettings {
             logstore_segment_bytes: 64 << 20,
             sharding_columns: Vec::new(),
             event_time_column: None,
+            primary_key: Vec::new(),
+            version_column: None,
         }
     }
 }
@@ -131,7 +138,24 @@ impl StreamSettings {
         if let Some(c) = &self.event_time_column {
             m.insert("event_time_column".into(), c.clone());
         }
+        if !self.primary_key.is_empty() {
+            m.insert("mode".into(), "versioned_kv".into());
+            m.insert("primary_key".into(), self.primary_key.join(","));
+        }
+        if let Some(c) = &self.version_column {
+            m.insert("version_column".into(), c.clone());
+        }
         m
+    }
+
+    /// Whether reads keep only the latest row per primary key (`mode = 'versioned_kv'`).
+    pub fn is_versioned_kv(&self) -> bool {
+        !self.primary_key.is_empty()
+    }
+
+    /// The column that orders the versions of a key.
+    pub fn version_column(&self) -> &str {
+        self.version_column.as_deref().unwrap_or(crate::stream_def::TP_TIME)
     }
 
     /// Applies one `name = value` setting; an unknown name or a bad value is an error naming it.
@@ -187,6 +211,19 @@ impl StreamSettings {
             "event_time_column" => {
                 let v = value.trim();
                 self.event_time_column = (!v.is_empty()).then(|| v.to_string());
+            }
+            "mode" => match value.trim() {
+                "append" => self.primary_key.clear(),
+                // The key itself comes with `primary_key`.
+                "versioned_kv" => {}
+                _ => return Err(bad("expected append or versioned_kv")),
+            },
+            "primary_key" => {
+                self.primary_key = value.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
+            }
+            "version_column" => {
+                let v = value.trim();
+                self.version_column = (!v.is_empty()).then(|| v.to_string());
             }
             _ => return Err(Error::InvalidDefinition(format!("unknown stream setting '{name}'"))),
         }

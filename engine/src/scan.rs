@@ -115,6 +115,12 @@ impl Snapshot {
         &self.def
     }
 
+    /// The next sequence number per shard after the rows of the snapshot (where a subscription
+    /// continues without a gap or a duplicate).
+    pub(crate) fn positions(&self) -> Vec<u64> {
+        self.shards.iter().map(|s| s.visible).collect()
+    }
+
     /// Rows in the snapshot (parts, log-only rows and memtable; TTL may make it an upper bound).
     pub fn rows(&self) -> u64 {
         self.shards

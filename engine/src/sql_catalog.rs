@@ -80,6 +80,10 @@ impl EngineTable {
         Ok(Self { schema: Arc::new(Schema::new(fields)), snapshot, db, aliases: Arc::new(aliases) })
     }
 
+    fn clone_for_kv(&self) -> KvReader {
+        KvReader { schema: self.schema.clone(), aliases: self.aliases.clone() }
+    }
+
     /// The stored columns to read for `columns` (ALIAS columns replaced by what they use),
     /// and the schema of the result when ALIAS columns must be computed.
     fn stored_columns(&self, columns: &[String]) -> sluice_sql::Result<(Vec<String>, Option<SchemaRef>)> {
@@ -126,10 +130,20 @@ impl Table for EngineTable {
     }
 
     fn row_count(&self) -> Option<u64> {
-        Some(self.snapshot.rows())
+        // A versioned_kv stream stores every version; its rows are the latest per key.
+        (!self.snapshot.def().settings.is_versioned_kv()).then(|| self.snapshot.rows())
     }
 
     fn scan(&self, req: &sluice_sql::catalog::ScanRequest) -> sluice_sql::Result<Vec<Partition>> {
+        if self.snapshot.def().settings.is_versioned_kv() {
+            let (snapshot, table_cols) = (self.snapshot.clone(), self.clone_for_kv());
+            let columns = req.columns.clone();
+            return Ok(vec![Box::new(move || {
+                let out = table_cols.latest(&snapshot, &columns)?;
+                Ok(Box::new(out.into_iter().map(Ok))
+                    as Box<dyn Iterator<Item = sluice_sql::Result<RecordBatch>> + Send>)
+            })]);
+        }
         // ALIAS columns are computed from the stored columns they use; those are read instead.
         let is_alias = |c: &str| self.aliases.iter().any(|a| a.field.name() == c);
         let (stored, result_schema) = self.stored_columns(&req.columns)?;
@@ -174,6 +188,13 @@ impl Table for EngineTable {
             SeekTo::Positions(p) => StartAt::Positions(p.clone()),
         };
         let db = self.db.upgrade().ok_or_else(|| to_sql_error(crate::Error::Closed))?;
+        // A versioned_kv stream read from now on starts with the latest row of every key.
+        let kv_backlog = self.snapshot.def().settings.is_versioned_kv() && req.start == SeekTo::Latest;
+        let (start, backlog) = if kv_backlog {
+            (StartAt::Positions(self.snapshot.positions()), self.clone_for_kv().latest(&self.snapshot, &req.columns)?)
+        } else {
+            (start, Vec::new())
+        };
         let sub = db.subscribe(self.name(), start, Some(stored)).map_err(to_sql_error)?;
         let aliases = self.aliases.clone();
         let columns = req.columns.clone();
@@ -188,7 +209,56 @@ impl Table for EngineTable {
                 b.project(&idx).map_err(|e| sluice_sql::Error::Internal { message: e.to_string() })
             }),
         };
-        Ok(Box::new(EngineSource::new(&db, sub, finish)))
+        Ok(Box::new(EngineSource::new(&db, sub, finish).with_backlog(backlog)))
+    }
+}
+
+/// Reads the latest row per key of a versioned_kv snapshot.
+struct KvReader {
+    schema: SchemaRef,
+    aliases: Arc<Vec<AliasEval>>,
+}
+
+impl KvReader {
+    /// The latest rows, as batches of `columns` (ALIAS columns computed).
+    fn latest(&self, snapshot: &Snapshot, columns: &[String]) -> sluice_sql::Result<Vec<RecordBatch>> {
+        let settings = &snapshot.def().settings;
+        let is_alias = |c: &str| self.aliases.iter().any(|a| a.field.name() == c);
+        let mut need: Vec<String> = columns.iter().filter(|c| !is_alias(c)).cloned().collect();
+        for a in self.aliases.iter().filter(|a| columns.iter().any(|c| c == a.field.name())) {
+            need.extend(a.deps.iter().cloned());
+        }
+        need.extend(settings.primary_key.iter().cloned());
+        need.push(settings.version_column().to_string());
+        need.push(TP_SN.to_string());
+        let mut seen = std::collections::HashSet::new();
+        need.retain(|c| seen.insert(c.clone()));
+        // No pushed-down filter: a filter must see only the latest version of each key.
+        let scan = ScanRequest { projection: Some(need), predicate: Predicate::all(), exact: false };
+        let batches: Vec<RecordBatch> =
+            snapshot.scan(&scan).map_err(to_sql_error)?.collect::<crate::Result<_>>().map_err(to_sql_error)?;
+        let Some(latest) = crate::kv::latest_per_key(&batches, &settings.primary_key, settings.version_column())
+            .map_err(to_sql_error)?
+        else {
+            return Ok(Vec::new());
+        };
+        let fields = columns
+            .iter()
+            .map(|c| self.schema.field_with_name(c).cloned())
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| sluice_sql::Error::Internal { message: e.to_string() })?;
+        let schema = Arc::new(Schema::new(fields));
+        let out = if columns.iter().any(|c| is_alias(c)) {
+            with_aliases(&latest, &schema, &self.aliases)?
+        } else {
+            let idx = columns
+                .iter()
+                .map(|c| latest.schema().index_of(c))
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(|e| sluice_sql::Error::Internal { message: e.to_string() })?;
+            latest.project(&idx).map_err(|e| sluice_sql::Error::Internal { message: e.to_string() })?
+        };
+        Ok(vec![out])
     }
 }
 

@@ -180,6 +180,21 @@ impl StreamDef {
                 return Err(Error::InvalidDefinition(format!("sharding column '{k}' is not a column")));
             }
         }
+        for k in &self.settings.primary_key {
+            if !seen.contains(k) {
+                return Err(Error::InvalidDefinition(format!("primary key column '{k}' is not a column")));
+            }
+        }
+        if let Some(v) = &self.settings.version_column
+            && !seen.contains(v)
+            && v != TP_TIME
+        {
+            return Err(Error::InvalidDefinition(format!("version_column '{v}' is not a column")));
+        }
+        // A key's rows share a shard, so arrival order decides ties.
+        if self.settings.is_versioned_kv() && self.settings.sharding_columns.is_empty() && self.settings.shards > 1 {
+            self.settings.sharding_columns = self.settings.primary_key.clone();
+        }
         Ok(self)
     }
 

@@ -58,6 +58,8 @@ impl QueryRegistry {
 
 /// The input of a streaming query: a subscription whose rows get the table's ALIAS columns.
 pub(crate) struct EngineSource {
+    /// Delivered before the subscription's rows (a versioned_kv stream's latest rows).
+    backlog: std::collections::VecDeque<RecordBatch>,
     sub: Subscription,
     progress: Arc<QueryProgress>,
     registry: Arc<QueryRegistry>,
@@ -75,12 +77,21 @@ impl EngineSource {
         let progress = Arc::new(QueryProgress { stream, processed: Mutex::new(sub.delivered_positions()) });
         let registry = db.inner.queries.clone();
         registry.register(&progress);
-        EngineSource { sub, progress, registry, finish }
+        EngineSource { backlog: Default::default(), sub, progress, registry, finish }
+    }
+
+    /// Batches to deliver before the subscription's rows.
+    pub(crate) fn with_backlog(mut self, batches: Vec<RecordBatch>) -> Self {
+        self.backlog = batches.into();
+        self
     }
 }
 
 impl sluice_sql::StreamSource for EngineSource {
     fn next_timeout(&mut self, timeout: Duration) -> sluice_sql::Result<Option<RecordBatch>> {
+        if let Some(b) = self.backlog.pop_front() {
+            return Ok(Some(b));
+        }
         self.registry.report(&self.progress, self.sub.delivered_positions());
         match self.sub.next_timeout(timeout).map_err(crate::sql_catalog::to_sql_error)? {
             None => Ok(None),

@@ -76,7 +76,7 @@ pub struct ViewInfo {
     /// Rows written into the target.
     pub rows_out: u64,
     /// Input batches skipped (`best_effort`).
-    pub skipped_batches: u64,
+    pub skipped_rows: u64,
     /// Rows dropped as late by its windows.
     pub late_rows: u64,
     /// Checkpoints written.
@@ -316,7 +316,7 @@ impl Database {
                     status: "failed".into(),
                     error: Some(e.to_string()),
                     rows_out: 0,
-                    skipped_batches: 0,
+                    skipped_rows: 0,
                     late_rows: 0,
                     checkpoints: 0,
                     state_bytes: 0,
@@ -365,7 +365,7 @@ impl Database {
             status: "running".into(),
             error: None,
             rows_out: 0,
-            skipped_batches: 0,
+            skipped_rows: 0,
             late_rows: 0,
             checkpoints: u64::from(fresh),
             state_bytes: 0,
@@ -406,7 +406,7 @@ fn run_view(db: WeakDb, def: Arc<ViewDef>, mut query: sluice_sql::StreamingQuery
                 match db.append(&def.target, &batch) {
                     Ok(_) => sh.info.lock().rows_out += n,
                     Err(e) if def.policy == RecoveryPolicy::BestEffort && is_data_error(&e) => {
-                        sh.info.lock().skipped_batches += 1;
+                        sh.info.lock().skipped_rows += 1;
                     }
                     Err(e) => {
                         if !sh.stop.load(Ordering::Acquire) {
@@ -430,7 +430,7 @@ fn run_view(db: WeakDb, def: Arc<ViewDef>, mut query: sluice_sql::StreamingQuery
         {
             let s = query.stats();
             let mut i = sh.info.lock();
-            i.skipped_batches = i.skipped_batches.max(s.skipped_batches);
+            i.skipped_rows = i.skipped_rows.max(s.skipped_rows);
             i.late_rows = s.late_rows;
             i.state_bytes = s.state_bytes as u64;
         }
@@ -487,7 +487,7 @@ pub(crate) fn views_batch(views: &[ViewInfo]) -> Result<RecordBatch> {
         Field::new("status", DataType::Utf8, false),
         Field::new("error", DataType::Utf8, true),
         Field::new("rows_out", DataType::UInt64, false),
-        Field::new("skipped_batches", DataType::UInt64, false),
+        Field::new("skipped_rows", DataType::UInt64, false),
         Field::new("late_rows", DataType::UInt64, false),
         Field::new("checkpoints", DataType::UInt64, false),
         Field::new("state_bytes", DataType::UInt64, false),
@@ -502,7 +502,7 @@ pub(crate) fn views_batch(views: &[ViewInfo]) -> Result<RecordBatch> {
             s(&|v| v.status.clone()),
             error,
             u(&|v| v.rows_out),
-            u(&|v| v.skipped_batches),
+            u(&|v| v.skipped_rows),
             u(&|v| v.late_rows),
             u(&|v| v.checkpoints),
             u(&|v| v.state_bytes),

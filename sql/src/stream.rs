@@ -695,9 +695,9 @@ pub struct StreamStats {
     pub open_windows: usize,
     /// Bytes held by aggregation state.
     pub state_bytes: usize,
-    /// Input batches skipped because processing them failed (see
+    /// Input rows skipped because processing them failed (see
     /// [`StreamingQuery::skip_bad_batches`]).
-    pub skipped_batches: u64,
+    pub skipped_rows: u64,
 }
 
 /// A running streaming query: a blocking iterator of result batches that ends at LIMIT, on
@@ -804,9 +804,10 @@ impl StreamingQuery {
         })
     }
 
-    /// With `true`, an input batch whose processing fails (a bad value, a failed cast) is
-    /// skipped and counted in [`StreamStats::skipped_batches`] instead of ending the query
-    /// (a materialized view's `recovery_policy = 'best_effort'`).
+    /// With `true`, input rows whose processing fails (a bad value, a failed cast) are
+    /// skipped and counted in [`StreamStats::skipped_rows`] instead of ending the query
+    /// (a materialized view's `recovery_policy = 'best_effort'`): a failing batch is split
+    /// in halves until the failing rows are found, so good rows next to a bad one still pass.
     pub fn skip_bad_batches(&mut self, on: bool) {
         self.skip_errors = on;
     }
@@ -844,12 +845,7 @@ impl StreamingQuery {
             match self.source.next_timeout(wait)? {
                 Some(b) => {
                     self.last_input = Instant::now();
-                    if let Err(e) = self.process(b) {
-                        if !self.skip_errors || matches!(e, Error::ResourcesExhausted { .. } | Error::Cancelled) {
-                            return Err(e);
-                        }
-                        self.stats.skipped_batches += 1;
-                    }
+                    self.process(b)?;
                 }
                 None => {
                     if self.source.is_finished() {
@@ -899,12 +895,51 @@ impl StreamingQuery {
         Ok(fired)
     }
 
+    /// The per-batch operators; with `skip_errors`, failing rows are found by halving the
+    /// batch and dropped (the watermark is restored before each retry).
+    fn run_pre(&mut self, batch: RecordBatch, out: &mut Vec<RecordBatch>) -> Result<()> {
+        let saved = self.skip_errors.then(|| self.wm.clone());
+        let mut b = batch.clone();
+        let mut failed = None;
+        for op in &self.plan.pre {
+            match op.apply(b, &mut self.wm) {
+                Ok(next) => b = next,
+                Err(e) => {
+                    failed = Some(e);
+                    b = RecordBatch::new_empty(batch.schema());
+                    break;
+                }
+            }
+        }
+        let Some(e) = failed else {
+            out.push(b);
+            return Ok(());
+        };
+        let Some(saved) = saved else { return Err(e) };
+        if matches!(e, Error::ResourcesExhausted { .. } | Error::Cancelled | Error::Internal { .. }) {
+            return Err(e);
+        }
+        self.wm = saved;
+        let n = batch.num_rows();
+        if n <= 1 {
+            self.stats.skipped_rows += n as u64;
+            return Ok(());
+        }
+        self.run_pre(batch.slice(0, n / 2), out)?;
+        self.run_pre(batch.slice(n / 2, n - n / 2), out)
+    }
+
     fn process(&mut self, batch: RecordBatch) -> Result<()> {
         self.stats.rows_in += batch.num_rows() as u64;
-        let mut b = batch;
-        for op in &self.plan.pre {
-            b = op.apply(b, &mut self.wm)?;
+        let mut parts = Vec::with_capacity(1);
+        self.run_pre(batch, &mut parts)?;
+        for b in parts {
+            self.process_rows(b)?;
         }
+        Ok(())
+    }
+
+    fn process_rows(&mut self, b: RecordBatch) -> Result<()> {
         let Some(a) = self.agg.as_mut() else {
             return self.push(b);
         };
