@@ -625,6 +625,12 @@ fn store_checkpoint(fs: &dyn sluice_vfs::FileSystem, dir: &Path, cp: &Checkpoint
     }
     body.push(u8::from(cp.closed_upto.is_some()));
     body.extend_from_slice(&cp.closed_upto.unwrap_or(0).to_le_bytes());
+    body.extend_from_slice(&(cp.partitions.len() as u32).to_le_bytes());
+    for (key, closed) in &cp.partitions {
+        body.extend_from_slice(&(key.len() as u32).to_le_bytes());
+        body.extend_from_slice(key);
+        body.extend_from_slice(&closed.to_le_bytes());
+    }
     let path = dir.join(CP_FILE);
     sluice_vfs::atomic_write(fs, &path, &frame(CP_MAGIC, &body)).map_err(|e| Error::io("write checkpoint", &path, e))
 }
@@ -644,5 +650,12 @@ fn load_checkpoint(fs: &dyn sluice_vfs::FileSystem, dir: &Path) -> Result<Option
     let positions = (0..n).map(|_| r.u64()).collect::<Result<Vec<_>>>()?;
     let has = r.u8()? != 0;
     let closed = r.u64()? as i64;
-    Ok(Some(Checkpoint { positions, closed_upto: has.then_some(closed) }))
+    let k = r.u32()? as usize;
+    let mut partitions = Vec::with_capacity(k.min(1 << 16));
+    for _ in 0..k {
+        let n = r.u32()? as usize;
+        let key = r.take(n)?.to_vec();
+        partitions.push((key, r.u64()? as i64));
+    }
+    Ok(Some(Checkpoint { positions, closed_upto: has.then_some(closed), partitions }))
 }

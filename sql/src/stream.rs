@@ -19,15 +19,16 @@
 pub(crate) mod agg;
 pub(crate) mod ops;
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use arrow::array::{ArrayRef, Int8Array};
+use arrow::array::{ArrayRef, Int8Array, UInt32Array};
 use arrow::compute::SortOptions;
 use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
+use arrow::row::{RowConverter, SortField};
 
 use self::agg::{AggPlan, AggRun, Emission, KeySlot, Shape, WindowKey, with_delta};
 use self::ops::{JoinOp, RowOp, Watermark};
@@ -85,6 +86,8 @@ pub struct StreamPlan {
     fetch: Option<usize>,
     schema: SchemaRef,
     memory_limit: Option<usize>,
+    /// `PARTITION BY`: positions of the key columns in the source's batches, and their types.
+    partition: Option<(Vec<usize>, Vec<DataType>)>,
 }
 
 impl StreamPlan {
@@ -118,9 +121,14 @@ impl StreamPlan {
     pub fn resume(&self, cp: &Checkpoint, ctx: &ExecContext) -> Result<StreamingQuery> {
         let mut q = self.start(Some(SeekTo::Positions(cp.positions.clone())), ctx)?;
         q.start_positions = cp.positions.clone();
-        if let (Some(a), Some(c)) = (q.agg.as_mut(), cp.closed_upto) {
-            a.closed_upto = a.closed_upto.max(c);
+        if let Some(c) = cp.closed_upto {
+            for s in q.subs.iter_mut() {
+                if let Some(a) = s.agg.as_mut() {
+                    a.closed_upto = a.closed_upto.max(c);
+                }
+            }
         }
+        q.resumed_closed = cp.partitions.iter().map(|(k, c)| (k.clone().into_boxed_slice(), *c)).collect();
         Ok(q)
     }
 
@@ -132,7 +140,14 @@ impl StreamPlan {
     /// The operators, one per line.
     pub fn explain(&self) -> String {
         let mut lines = Vec::new();
-        lines.push(format!("StreamingQuery limit={:?} offset={}", self.fetch, self.skip));
+        let part = match &self.partition {
+            None => String::new(),
+            Some((cols, _)) => {
+                let names: Vec<&str> = cols.iter().map(|c| self.request.columns[*c].as_str()).collect();
+                format!(" partition_by=[{}]", names.join(", "))
+            }
+        };
+        lines.push(format!("StreamingQuery limit={:?} offset={}{part}", self.fetch, self.skip));
         for p in self.post.iter().rev() {
             lines.push(match p {
                 PostOp::Row(r) => format!("{} (per emission)", r.describe()),
@@ -176,9 +191,15 @@ impl StreamPlan {
 
 /// Plans a bound streaming query.
 pub(crate) fn plan(q: &SluiceQuery, logical: LogicalPlan, memory_limit: Option<usize>) -> Result<StreamPlan> {
-    if !q.partition_by.is_empty() {
-        return Err(Error::NotImplemented { feature: "PARTITION BY substreams".into(), location: None });
-    }
+    let partition_names: Vec<String> = q
+        .partition_by
+        .iter()
+        .map(|e| match e {
+            sqlparser::ast::Expr::Identifier(i) => Ok(i.value.clone()),
+            sqlparser::ast::Expr::CompoundIdentifier(p) if !p.is_empty() => Ok(p[p.len() - 1].value.clone()),
+            other => Err(not_streaming(&format!("PARTITION BY `{other}`: partition by columns of the stream"))),
+        })
+        .collect::<Result<_>>()?;
     let out = logical.output();
     // The chain from the root down to the source.
     let mut chain: Vec<LogicalPlan> = Vec::new();
@@ -209,6 +230,15 @@ pub(crate) fn plan(q: &SluiceQuery, logical: LogicalPlan, memory_limit: Option<u
         }
     }
     chain.reverse(); // source first
+    let all_scan_cols = match &chain[0] {
+        LogicalPlan::StreamScan { columns, .. } => columns.clone(),
+        _ => Vec::new(),
+    };
+    for n in &partition_names {
+        if !all_scan_cols.iter().any(|(_, c)| c == n) {
+            return Err(Error::UnknownColumn { name: n.clone(), stream: None, span: None });
+        }
+    }
     let start = seek_from_where(&chain)?;
     let start = match q.setting("seek_to") {
         Some(v) => parse_seek_to(&v.as_string())?,
@@ -236,7 +266,29 @@ pub(crate) fn plan(q: &SluiceQuery, logical: LogicalPlan, memory_limit: Option<u
         }
     }
     chain.reverse();
-    build(q, chain, out, start, memory_limit)
+    // The source also reads the partition key columns.
+    if let Some(LogicalPlan::StreamScan { columns, .. }) = chain.first_mut() {
+        for n in &partition_names {
+            if !columns.iter().any(|(_, c)| c == n)
+                && let Some(c) = all_scan_cols.iter().find(|(_, c)| c == n)
+            {
+                columns.push(c.clone());
+            }
+        }
+    }
+    let mut plan = build(q, chain, out, start, memory_limit)?;
+    if !partition_names.is_empty() {
+        let cols: Vec<usize> = partition_names
+            .iter()
+            .map(|n| plan.request.columns.iter().position(|c| c == n).expect("partition column read"))
+            .collect();
+        let types: Vec<DataType> = partition_names
+            .iter()
+            .map(|n| all_scan_cols.iter().find(|(_, c)| c == n).map(|(i, _)| i.ty.clone()).expect("partition column"))
+            .collect();
+        plan.partition = Some((cols, types));
+    }
+    Ok(plan)
 }
 
 /// A join of a stream with a bounded input, normalised so the stream is on the left.
@@ -620,7 +672,7 @@ fn build(
     if policy.changelog {
         schema = with_delta(&schema);
     }
-    Ok(StreamPlan { table, request, pre, agg, post, policy, delay, skip, fetch, schema, memory_limit })
+    Ok(StreamPlan { table, request, pre, agg, post, policy, delay, skip, fetch, schema, memory_limit, partition: None })
 }
 
 fn policy(emit: Option<&Emit>, agg: Option<&AggPlan>, window: Option<&WindowFacts>) -> Result<(Policy, i64)> {
@@ -674,12 +726,15 @@ fn policy(emit: Option<&Emit>, agg: Option<&AggPlan>, window: Option<&WindowFact
 /// Where a streaming query can be resumed from with at-least-once delivery of its results:
 /// replaying from `positions` rebuilds its state; windows ending at or before `closed_upto`
 /// were emitted already.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Checkpoint {
     /// Next sequence number per shard to replay from.
     pub positions: Vec<u64>,
     /// End (ticks of the window time column) of the last window emitted.
     pub closed_upto: Option<i64>,
+    /// With `PARTITION BY`: the end of the last window emitted per partition key (the key in
+    /// Arrow's row encoding).
+    pub partitions: Vec<(Vec<u8>, i64)>,
 }
 
 /// Counters of a running streaming query.
@@ -700,14 +755,27 @@ pub struct StreamStats {
     pub skipped_rows: u64,
 }
 
+/// One substream: the whole stream, or the rows of one `PARTITION BY` key, with its own
+/// watermark and aggregation state.
+struct Substream {
+    key: Box<[u8]>,
+    wm: Watermark,
+    agg: Option<AggRun>,
+}
+
 /// A running streaming query: a blocking iterator of result batches that ends at LIMIT, on
 /// cancel (one `Err(Cancelled)`), on an error, or when the stream goes away.
 pub struct StreamingQuery {
     plan: StreamPlan,
     source: Box<dyn StreamSource>,
     ctx: ExecContext,
-    wm: Watermark,
-    agg: Option<AggRun>,
+    subs: Vec<Substream>,
+    /// `PARTITION BY`: the key columns of the source and their row encoding, and the
+    /// substream of each key.
+    partition: Option<(Vec<usize>, RowConverter)>,
+    sub_of: HashMap<Box<[u8]>, usize>,
+    /// Windows each partition had emitted before a resume.
+    resumed_closed: HashMap<Box<[u8]>, i64>,
     out: VecDeque<RecordBatch>,
     skipped: usize,
     next_periodic: Option<Instant>,
@@ -736,17 +804,25 @@ impl StreamingQuery {
         for op in plan.pre.iter_mut() {
             op.prepare(&ctx)?;
         }
-        let agg = plan.agg.clone().map(|a| AggRun::new(a, ctx.clone())).transpose()?;
+        let partition = match &plan.partition {
+            None => None,
+            Some((cols, types)) => {
+                let fields = types.iter().map(|t| SortField::new(t.clone())).collect();
+                Some((cols.clone(), RowConverter::new(fields)?))
+            }
+        };
         let now = Instant::now();
         let start_positions = source.positions();
-        Ok(StreamingQuery {
+        let mut q = StreamingQuery {
             before: start_positions.clone(),
             start_positions,
             skip_errors: false,
-            wm: Watermark::new(plan.delay),
+            subs: Vec::new(),
+            partition,
+            sub_of: HashMap::new(),
+            resumed_closed: HashMap::new(),
             next_periodic: plan.policy.periodic.map(|p| now + p),
             last_input: now,
-            agg,
             plan,
             source,
             ctx,
@@ -754,7 +830,25 @@ impl StreamingQuery {
             skipped: 0,
             stats: StreamStats::default(),
             done: false,
-        })
+        };
+        if q.partition.is_none() {
+            q.substream(Box::from(&[][..]))?;
+        }
+        Ok(q)
+    }
+
+    /// The substream of `key`, created on first use.
+    fn substream(&mut self, key: Box<[u8]>) -> Result<usize> {
+        if let Some(i) = self.sub_of.get(&key) {
+            return Ok(*i);
+        }
+        let mut agg = self.plan.agg.clone().map(|a| AggRun::new(a, self.ctx.clone())).transpose()?;
+        if let (Some(a), Some(c)) = (agg.as_mut(), self.resumed_closed.get(&key)) {
+            a.closed_upto = a.closed_upto.max(*c);
+        }
+        self.subs.push(Substream { key: key.clone(), wm: Watermark::new(self.plan.delay), agg });
+        self.sub_of.insert(key, self.subs.len() - 1);
+        Ok(self.subs.len() - 1)
     }
 
     /// The result schema.
@@ -774,9 +868,11 @@ impl StreamingQuery {
 
     /// Counters so far.
     pub fn stats(&self) -> StreamStats {
+        let aggs = || self.subs.iter().filter_map(|s| s.agg.as_ref());
         StreamStats {
-            late_rows: self.wm.late_rows + self.agg.as_ref().map_or(0, |a| a.late_rows),
-            state_bytes: self.agg.as_ref().map_or(0, AggRun::size),
+            late_rows: self.subs.iter().map(|s| s.wm.late_rows).sum::<u64>() + aggs().map(|a| a.late_rows).sum::<u64>(),
+            state_bytes: aggs().map(AggRun::size).sum(),
+            open_windows: aggs().map(AggRun::open_windows).sum(),
             ..self.stats
         }
     }
@@ -794,13 +890,31 @@ impl StreamingQuery {
         if !self.out.is_empty() {
             return None;
         }
-        Some(match &self.agg {
-            None => Checkpoint { positions: self.source.positions(), closed_upto: None },
-            Some(a) if a.windowed() => Checkpoint {
-                positions: a.replay_from().unwrap_or_else(|| self.source.positions()),
-                closed_upto: (a.closed_upto > i64::MIN).then_some(a.closed_upto),
-            },
-            Some(_) => Checkpoint { positions: self.start_positions.clone(), closed_upto: None },
+        let Some(windowed) = self.plan.agg.as_ref().map(|a| a.window.is_some()) else {
+            return Some(Checkpoint { positions: self.source.positions(), ..Checkpoint::default() });
+        };
+        if !windowed {
+            return Some(Checkpoint { positions: self.start_positions.clone(), ..Checkpoint::default() });
+        }
+        let mut positions: Option<Vec<u64>> = None;
+        let mut closed = Vec::new();
+        for s in &self.subs {
+            let Some(a) = &s.agg else { continue };
+            if let Some(p) = a.replay_from() {
+                match &mut positions {
+                    None => positions = Some(p),
+                    Some(o) => o.iter_mut().zip(&p).for_each(|(x, y)| *x = (*x).min(*y)),
+                }
+            }
+            if a.closed_upto > i64::MIN {
+                closed.push((s.key.to_vec(), a.closed_upto));
+            }
+        }
+        let positions = positions.unwrap_or_else(|| self.source.positions());
+        Some(if self.partition.is_none() {
+            Checkpoint { positions, closed_upto: closed.first().map(|(_, c)| *c), partitions: Vec::new() }
+        } else {
+            Checkpoint { positions, closed_upto: None, partitions: closed }
         })
     }
 
@@ -860,35 +974,39 @@ impl StreamingQuery {
 
     fn timeout_at(&self) -> Option<Instant> {
         let t = self.plan.policy.timeout?;
-        let open = self.agg.as_ref().is_some_and(|a| a.open_windows() > 0);
+        let open = self.subs.iter().any(|s| s.agg.as_ref().is_some_and(|a| a.open_windows() > 0));
         open.then(|| self.last_input + t)
     }
 
     /// Runs due timers; true if one fired.
     fn timers(&mut self, now: Instant) -> Result<bool> {
         let mut fired = false;
-        if let (Some(at), Some(period)) = (self.next_periodic, self.plan.policy.periodic)
+        let p = self.plan.policy.clone();
+        if let (Some(at), Some(period)) = (self.next_periodic, p.periodic)
             && now >= at
         {
             let next = at + period;
             self.next_periodic = Some(if next <= now { now + period } else { next });
-            let p = self.plan.policy.clone();
-            if let Some(a) = self.agg.as_mut() {
-                let e = a.emit_open(p.shape, p.changelog, p.repeat)?;
-                self.emit(e)?;
+            for i in 0..self.subs.len() {
+                if let Some(a) = self.subs[i].agg.as_mut() {
+                    let e = a.emit_open(p.shape, p.changelog, p.repeat)?;
+                    self.emit(e)?;
+                }
             }
             fired = true;
         }
         if let Some(at) = self.timeout_at()
             && now >= at
         {
-            let p = self.plan.policy.clone();
-            if let Some(a) = self.agg.as_mut()
-                && let Some(end) = a.last_end()
-            {
-                let e = a.close(end, p.shape, p.changelog)?;
-                self.wm.raise_floor(end);
-                self.emit(e)?;
+            for i in 0..self.subs.len() {
+                let s = &mut self.subs[i];
+                if let Some(a) = s.agg.as_mut()
+                    && let Some(end) = a.last_end()
+                {
+                    let e = a.close(end, p.shape, p.changelog)?;
+                    s.wm.raise_floor(end);
+                    self.emit(e)?;
+                }
             }
             fired = true;
         }
@@ -897,12 +1015,12 @@ impl StreamingQuery {
 
     /// The per-batch operators; with `skip_errors`, failing rows are found by halving the
     /// batch and dropped (the watermark is restored before each retry).
-    fn run_pre(&mut self, batch: RecordBatch, out: &mut Vec<RecordBatch>) -> Result<()> {
-        let saved = self.skip_errors.then(|| self.wm.clone());
+    fn run_pre(&mut self, sub: usize, batch: RecordBatch, out: &mut Vec<RecordBatch>) -> Result<()> {
+        let saved = self.skip_errors.then(|| self.subs[sub].wm.clone());
         let mut b = batch.clone();
         let mut failed = None;
         for op in &self.plan.pre {
-            match op.apply(b, &mut self.wm) {
+            match op.apply(b, &mut self.subs[sub].wm) {
                 Ok(next) => b = next,
                 Err(e) => {
                     failed = Some(e);
@@ -919,52 +1037,82 @@ impl StreamingQuery {
         if matches!(e, Error::ResourcesExhausted { .. } | Error::Cancelled | Error::Internal { .. }) {
             return Err(e);
         }
-        self.wm = saved;
+        self.subs[sub].wm = saved;
         let n = batch.num_rows();
         if n <= 1 {
             self.stats.skipped_rows += n as u64;
             return Ok(());
         }
-        self.run_pre(batch.slice(0, n / 2), out)?;
-        self.run_pre(batch.slice(n / 2, n - n / 2), out)
+        self.run_pre(sub, batch.slice(0, n / 2), out)?;
+        self.run_pre(sub, batch.slice(n / 2, n - n / 2), out)
     }
 
     fn process(&mut self, batch: RecordBatch) -> Result<()> {
         self.stats.rows_in += batch.num_rows() as u64;
-        let mut parts = Vec::with_capacity(1);
-        self.run_pre(batch, &mut parts)?;
-        for b in parts {
-            self.process_rows(b)?;
+        let Some((cols, conv)) = &self.partition else {
+            return self.process_sub(0, batch);
+        };
+        // Split by partition key, keeping arrival order within each key.
+        let keys = conv.convert_columns(&cols.iter().map(|c| batch.column(*c).clone()).collect::<Vec<_>>())?;
+        let mut groups: Vec<(Box<[u8]>, Vec<u32>)> = Vec::new();
+        let mut at: HashMap<Box<[u8]>, usize> = HashMap::new();
+        for r in 0..batch.num_rows() {
+            let k = keys.row(r);
+            match at.get(k.as_ref()) {
+                Some(g) => groups[*g].1.push(r as u32),
+                None => {
+                    at.insert(k.as_ref().into(), groups.len());
+                    groups.push((k.as_ref().into(), vec![r as u32]));
+                }
+            }
+        }
+        for (key, rows) in groups {
+            let sub = self.substream(key)?;
+            let part = if rows.len() == batch.num_rows() {
+                batch.clone()
+            } else {
+                arrow::compute::take_record_batch(&batch, &UInt32Array::from(rows))?
+            };
+            self.process_sub(sub, part)?;
         }
         Ok(())
     }
 
-    fn process_rows(&mut self, b: RecordBatch) -> Result<()> {
-        let Some(a) = self.agg.as_mut() else {
+    fn process_sub(&mut self, sub: usize, batch: RecordBatch) -> Result<()> {
+        let mut parts = Vec::with_capacity(1);
+        self.run_pre(sub, batch, &mut parts)?;
+        for b in parts {
+            self.process_rows(sub, b)?;
+        }
+        Ok(())
+    }
+
+    fn process_rows(&mut self, sub: usize, b: RecordBatch) -> Result<()> {
+        let windowed = self.plan.agg.as_ref().is_some_and(|x| x.window.is_some());
+        let s = &mut self.subs[sub];
+        let Some(a) = s.agg.as_mut() else {
             return self.push(b);
         };
         a.update(&b, &self.before)?;
-        let p = self.plan.policy.clone();
+        let p = &self.plan.policy;
         let mut emissions = Vec::new();
         if p.per_batch {
             emissions.extend(a.emit_open(p.shape, p.changelog, false)?);
         }
-        if self.plan.agg.as_ref().is_some_and(|x| x.window.is_some())
-            && let Some(w) = self.wm.value()
-        {
+        if windowed && let Some(w) = s.wm.value() {
             emissions.extend(a.close(w, p.shape, p.changelog)?);
         }
-        self.stats.open_windows = a.open_windows();
         self.emit(emissions)
     }
 
     fn emit(&mut self, emissions: Vec<Emission>) -> Result<()> {
+        let mut no_watermark = Watermark::new(0);
         for e in emissions {
             for (b, delta) in [(e.retract, -1i8), (e.insert, 1i8)] {
                 let Some(mut b) = b else { continue };
                 for op in &self.plan.post {
                     b = match op {
-                        PostOp::Row(r) => r.apply(b, &mut self.wm)?,
+                        PostOp::Row(r) => r.apply(b, &mut no_watermark)?,
                         PostOp::Sort { keys, fetch } => sort_batch(&b, keys, *fetch)?,
                     };
                 }

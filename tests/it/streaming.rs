@@ -487,3 +487,32 @@ fn versioned_kv_keeps_the_latest_row_per_key() {
     let e = db.execute("CREATE STREAM kv3 (k string) PRIMARY KEY k SETTINGS mode = 'changelog_kv'").expect_err("no");
     assert!(e.to_string().contains("changelog_kv"), "{e}");
 }
+
+#[test]
+fn partition_by_gives_each_key_its_own_watermark() {
+    let db = Database::in_memory();
+    exec(&db, "CREATE STREAM s (dev string, ts datetime64(3, 'UTC'))");
+    let shared =
+        Tail::start(&db, "SELECT window_start, dev, count() FROM tumble(s, ts, 10s) GROUP BY window_start, dev");
+    let parted = Tail::start(
+        &db,
+        "SELECT window_start, dev, count() FROM tumble(s, ts, 10s) PARTITION BY dev GROUP BY window_start, dev",
+    );
+    // Device a runs ahead; device b's clock is behind.
+    exec(&db, "INSERT INTO s (dev, ts) VALUES ('a', '2024-01-01 00:01:00'), ('b', '2024-01-01 00:00:01')");
+    exec(&db, "INSERT INTO s (dev, ts) VALUES ('b', '2024-01-01 00:00:02'), ('b', '2024-01-01 00:00:15')");
+    exec(&db, "INSERT INTO s (dev, ts) VALUES ('a', '2024-01-01 00:01:20')");
+    db.sync(WAIT).expect("sync");
+    let mut got = parted.drain();
+    got.sort();
+    assert_eq!(
+        got,
+        vec![row(&["2024-01-01 00:00:00.000", "b", "2"]), row(&["2024-01-01 00:01:00.000", "a", "1"])],
+        "each key closes its windows by its own watermark"
+    );
+    // One watermark for all: b's rows are all late after a's first row.
+    let got = shared.drain();
+    assert_eq!(got, vec![row(&["2024-01-01 00:01:00.000", "a", "1"])]);
+    let e = db.query("SELECT count() FROM s PARTITION BY nope GROUP BY dev").map(|_| ()).expect_err("unknown");
+    assert!(e.to_string().contains("nope"), "{e}");
+}

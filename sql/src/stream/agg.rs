@@ -206,11 +206,6 @@ impl AggRun {
         out
     }
 
-    /// Whether this is a windowed aggregation.
-    pub(crate) fn windowed(&self) -> bool {
-        self.plan.window.is_some()
-    }
-
     /// Adds a batch of the aggregate's input; `before` is the source position before it.
     pub(crate) fn update(&mut self, b: &RecordBatch, before: &[u64]) -> Result<()> {
         if b.num_rows() == 0 {
