@@ -81,6 +81,14 @@ pub enum WindowSpec {
         /// Window length.
         size: i64,
     },
+    /// `session`: per group key, rows less than `idle` apart form one window, at most `max`
+    /// long. Its bounds are known only when it closes (rows carry their own time until then).
+    Session {
+        /// Inactivity gap that closes a session.
+        idle: i64,
+        /// Longest session.
+        max: i64,
+    },
 }
 
 impl WindowSpec {
@@ -88,6 +96,7 @@ impl WindowSpec {
     pub fn size(&self) -> i64 {
         match self {
             WindowSpec::Tumble { size } | WindowSpec::Hop { size, .. } => *size,
+            WindowSpec::Session { max, .. } => *max,
         }
     }
 }
@@ -97,6 +106,7 @@ impl fmt::Display for WindowSpec {
         match self {
             WindowSpec::Tumble { size } => write!(f, "tumble size={size}"),
             WindowSpec::Hop { slide, size } => write!(f, "hop slide={slide} size={size}"),
+            WindowSpec::Session { idle, max } => write!(f, "session idle={idle} max={max}"),
         }
     }
 }

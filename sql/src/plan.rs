@@ -268,6 +268,12 @@ fn create(plan: &LogicalPlan, needed: Option<&HashSet<usize>>) -> Result<Built> 
             });
         }
         LogicalPlan::Window { input, spec, time, start, end } => {
+            if matches!(spec, crate::logical::WindowSpec::Session { .. }) {
+                return Err(Error::NotImplemented {
+                    feature: "session windows over table(s) (sessions are a streaming window)".into(),
+                    location: None,
+                });
+            }
             let (child, mut cols) = create(input, None)?;
             let t = cols
                 .iter()

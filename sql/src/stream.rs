@@ -560,6 +560,10 @@ fn build(
                                     is_end,
                                     size: w.spec.size(),
                                     ty: w.ty.clone(),
+                                    session: match w.spec {
+                                        WindowSpec::Session { idle, max } => Some((idle, max)),
+                                        _ => None,
+                                    },
                                 });
                             }
                             if is_end { KeySlot::End } else { KeySlot::Start }
@@ -711,6 +715,13 @@ fn policy(emit: Option<&Emit>, agg: Option<&AggPlan>, window: Option<&WindowFact
         let per_batch = e.on_update || (changelog && periodic.is_none());
         let periodic = if per_batch { periodic } else { Some(periodic.unwrap_or(DEFAULT_GLOBAL_PERIOD)) };
         return Ok((Policy { shape, changelog, per_batch, periodic, repeat: e.repeat, timeout: None }, 0));
+    }
+    if matches!(window.map(|w| w.spec), Some(WindowSpec::Session { .. }))
+        && (e.on_update || changelog || e.periodic.is_some())
+    {
+        return Err(bind(
+            "session windows emit each session once, when it closes: use EMIT AFTER WATERMARK [AND TIMEOUT]",
+        ));
     }
     let per_batch = e.on_update || (changelog && periodic.is_none() && !e.after_watermark);
     let delay = match (&e.delay, window) {
@@ -890,7 +901,10 @@ impl StreamingQuery {
         if !self.out.is_empty() {
             return None;
         }
-        let Some(windowed) = self.plan.agg.as_ref().map(|a| a.window.is_some()) else {
+        // Sessions are not bounded in time: a resume rebuilds them from the start, like a
+        // global aggregation.
+        let Some(windowed) = self.plan.agg.as_ref().map(|a| a.window.as_ref().is_some_and(|w| w.session.is_none()))
+        else {
             return Some(Checkpoint { positions: self.source.positions(), ..Checkpoint::default() });
         };
         if !windowed {

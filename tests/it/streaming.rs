@@ -516,3 +516,48 @@ fn partition_by_gives_each_key_its_own_watermark() {
     let e = db.query("SELECT count() FROM s PARTITION BY nope GROUP BY dev").map(|_| ()).expect_err("unknown");
     assert!(e.to_string().contains("nope"), "{e}");
 }
+
+#[test]
+fn session_windows_close_after_the_idle_gap() {
+    let db = Database::in_memory();
+    exec(&db, "CREATE STREAM clicks (user string, ts datetime64(3, 'UTC'))");
+    let t = Tail::start(
+        &db,
+        "SELECT user, window_start, window_end, count() FROM session(clicks, ts, 5s) \
+         GROUP BY user, window_start, window_end",
+    );
+    exec(
+        &db,
+        "INSERT INTO clicks (user, ts) VALUES ('ann', '2024-01-01 00:00:00'), ('ann', '2024-01-01 00:00:03'), \
+         ('bob', '2024-01-01 00:00:04'), ('ann', '2024-01-01 00:00:07')",
+    );
+    db.sync(WAIT).expect("sync");
+    assert!(t.drain().is_empty(), "sessions still open");
+    // 00:00:13 is past ann's last click (7s) + 5s and bob's (4s) + 5s: both sessions close;
+    // the new click of ann opens another one.
+    exec(&db, "INSERT INTO clicks (user, ts) VALUES ('ann', '2024-01-01 00:00:13')");
+    let mut got = t.take(2);
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            row(&["ann", "2024-01-01 00:00:00.000", "2024-01-01 00:00:12.000", "3"]),
+            row(&["bob", "2024-01-01 00:00:04.000", "2024-01-01 00:00:09.000", "1"]),
+        ]
+    );
+    // A session is at most five idle gaps long by default.
+    let long = Tail::start(&db, "SELECT window_start, count() FROM session(clicks, ts, 2s, 4s) GROUP BY window_start");
+    exec(
+        &db,
+        "INSERT INTO clicks (user, ts) VALUES ('cy', '2024-01-01 00:01:00'), ('cy', '2024-01-01 00:01:01.500'), \
+         ('cy', '2024-01-01 00:01:03'), ('cy', '2024-01-01 00:01:04.500'), ('cy', '2024-01-01 00:01:20')",
+    );
+    let mut got = long.take(2);
+    got.sort();
+    assert_eq!(got, vec![row(&["2024-01-01 00:01:00.000", "3"]), row(&["2024-01-01 00:01:04.500", "1"])]);
+    let e = db
+        .query("SELECT window_start, count() FROM session(clicks, ts, 5s) GROUP BY window_start EMIT ON UPDATE")
+        .map(|_| ())
+        .expect_err("session emits at close");
+    assert!(e.to_string().contains("session"), "{e}");
+}

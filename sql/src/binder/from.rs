@@ -61,8 +61,8 @@ impl Binder<'_> {
                                 };
                                 (inner.trim_matches('`').trim_matches('"').to_string(), true)
                             }
-                            "tumble" | "hop" => return self.window(&lower, a, alias),
-                            "session" | "dedup" | "changelog" => {
+                            "tumble" | "hop" | "session" => return self.window(&lower, a, alias),
+                            "dedup" | "changelog" => {
                                 return Err(Error::NotImplemented {
                                     feature: format!("the streaming table function {lower}()"),
                                     location: None,
@@ -170,6 +170,7 @@ impl Binder<'_> {
     ) -> Result<(LogicalPlan, Scope)> {
         let usage = match func {
             "tumble" => "tumble(stream [, time_column], size)",
+            "session" => "session(stream [, time_column], idle [, max_length])",
             _ => "hop(stream [, time_column], slide, size)",
         };
         let bad = |m: String| Error::Bind { message: format!("{m}; usage: {usage}"), span: None };
@@ -181,7 +182,13 @@ impl Binder<'_> {
                 other => Err(bad(format!("unexpected argument `{other}`"))),
             })
             .collect::<Result<_>>()?;
-        let intervals = if func == "tumble" { 1 } else { 2 };
+        // session(s [, t], idle [, max]): the trailing intervals are counted from the end.
+        let is_interval = |e: &Expr| matches!(e, Expr::Interval(_));
+        let intervals = match func {
+            "tumble" => 1,
+            "session" => args.iter().skip(1).rev().take_while(|e| is_interval(e)).count().clamp(1, 2),
+            _ => 2,
+        };
         if args.len() != intervals + 1 && args.len() != intervals + 2 {
             return Err(bad(format!("{func}() takes {} or {} arguments", intervals + 1, intervals + 2)));
         }
@@ -241,6 +248,14 @@ impl Binder<'_> {
         }
         let spec = match func {
             "tumble" => WindowSpec::Tumble { size: sizes[0] },
+            // Proton: the longest session defaults to five idle gaps.
+            "session" => {
+                let max = sizes.get(1).copied().unwrap_or(sizes[0].saturating_mul(5));
+                if max < sizes[0] {
+                    return Err(bad("the longest session must not be shorter than the idle gap".into()));
+                }
+                WindowSpec::Session { idle: sizes[0], max }
+            }
             _ => {
                 if sizes[0] > sizes[1] {
                     return Err(bad("the hop slide must not be longer than the window size".into()));

@@ -75,12 +75,19 @@ pub fn assign(b: &RecordBatch, time: usize, spec: WindowSpec, schema: &SchemaRef
             }
             (Some(UInt32Array::from(idx)), starts)
         }
+        // A row's session is decided by the aggregation; until then both bounds are its time.
+        WindowSpec::Session { .. } => {
+            let idx: Vec<u32> = (0..t.len() as u32).filter(|i| t.is_valid(*i as usize)).collect();
+            let starts = idx.iter().map(|i| t.value(*i as usize)).collect();
+            let rows = (idx.len() < t.len()).then(|| UInt32Array::from(idx));
+            (rows, starts)
+        }
     };
     let base = match &rows {
         None => b.clone(),
         Some(idx) => take_record_batch(b, idx)?,
     };
-    let size = spec.size();
+    let size = if matches!(spec, WindowSpec::Session { .. }) { 0 } else { spec.size() };
     let ends: Int64Array = starts.iter().map(|s| s + size).collect();
     let starts = Int64Array::from(starts);
     let mut cols = base.columns().to_vec();

@@ -2,13 +2,14 @@
 //! emission bookkeeping (which groups changed since they were last emitted, what was emitted
 //! for changelog retractions).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, UInt32Array};
 use arrow::compute::take;
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
+use arrow::row::{RowConverter, SortField};
 
 use crate::context::ExecContext;
 use crate::error::Result;
@@ -38,6 +39,8 @@ pub(crate) struct WindowKey {
     pub size: i64,
     /// Type of the window columns.
     pub ty: DataType,
+    /// Session windows: (idle gap, longest session) in ticks.
+    pub session: Option<(i64, i64)>,
 }
 
 /// The planned aggregation.
@@ -164,12 +167,30 @@ struct Win {
     opened_at: Vec<u64>,
 }
 
+/// One open session of one group key.
+struct Session {
+    key: Box<[u8]>,
+    start: i64,
+    last: i64,
+    state: Tracked,
+}
+
+/// Open sessions (session windows).
+#[derive(Default)]
+struct Sessions {
+    open: BTreeMap<u64, Session>,
+    by_key: HashMap<Box<[u8]>, Vec<u64>>,
+    next_id: u64,
+    conv: Option<RowConverter>,
+}
+
 /// The aggregation stage of a running streaming query.
 pub(crate) struct AggRun {
     plan: AggPlan,
     ctx: ExecContext,
     /// Open windows by end.
     windows: BTreeMap<i64, Win>,
+    sessions: Sessions,
     global: Option<Tracked>,
     /// Windows ending at or before this were closed.
     pub closed_upto: i64,
@@ -180,17 +201,27 @@ pub(crate) struct AggRun {
 impl AggRun {
     pub(crate) fn new(plan: AggPlan, ctx: ExecContext) -> Result<Self> {
         let global = if plan.window.is_none() { Some(Tracked::new(&plan.spec, &ctx)?) } else { None };
-        Ok(AggRun { plan, ctx, windows: BTreeMap::new(), global, closed_upto: i64::MIN, late_rows: 0 })
+        Ok(AggRun {
+            plan,
+            ctx,
+            windows: BTreeMap::new(),
+            sessions: Sessions::default(),
+            global,
+            closed_upto: i64::MIN,
+            late_rows: 0,
+        })
     }
 
-    /// Open windows.
+    /// Open windows (sessions included).
     pub(crate) fn open_windows(&self) -> usize {
-        self.windows.len()
+        self.windows.len() + self.sessions.open.len()
     }
 
     /// The latest end of an open window.
     pub(crate) fn last_end(&self) -> Option<i64> {
-        self.windows.keys().next_back().copied()
+        let idle = self.plan.window.as_ref().and_then(|w| w.session).map_or(0, |(i, _)| i);
+        let s = self.sessions.open.values().map(|s| s.last + idle).max();
+        self.windows.keys().next_back().copied().max(s)
     }
 
     /// Where a replay must start to rebuild every open window (element-wise minimum of the
@@ -215,6 +246,9 @@ impl AggRun {
             let g = self.global.as_mut().expect("global state");
             return g.update(&self.plan.spec, b);
         };
+        if let Some((idle, max)) = w.session {
+            return self.update_sessions(b, idle, max);
+        }
         let key = ticks(&w.expr.eval_array(b)?)?;
         let end_of = |v: i64| if w.is_end { v } else { v + w.size };
         // Rows of one window usually sit together (event time roughly follows arrival):
@@ -243,6 +277,98 @@ impl AggRun {
             start = end;
         }
         Ok(())
+    }
+
+    /// Puts each row into the open session of its group key that it extends (within `idle`
+    /// of its rows, not past `max` long), or opens a new one.
+    fn update_sessions(&mut self, b: &RecordBatch, idle: i64, max: i64) -> Result<()> {
+        let w = self.plan.window.as_ref().expect("session window");
+        // Until a session closes, a row's window columns hold its own time.
+        let t = ticks(&w.expr.eval_array(b)?)?;
+        let keys: Vec<ArrayRef> = self.plan.spec.groups.iter().map(|g| g.eval_array(b)).collect::<Result<_>>()?;
+        let ss = &mut self.sessions;
+        if ss.conv.is_none() {
+            ss.conv = Some(RowConverter::new(keys.iter().map(|k| SortField::new(k.data_type().clone())).collect())?);
+        }
+        let rows =
+            if keys.is_empty() { None } else { Some(ss.conv.as_ref().expect("converter").convert_columns(&keys)?) };
+        let mut per_session: Vec<(u64, Vec<u32>)> = Vec::new();
+        for r in 0..b.num_rows() {
+            if t.is_null(r) {
+                continue;
+            }
+            let v = t.value(r);
+            let key: Box<[u8]> = rows.as_ref().map_or_else(|| Box::from(&[][..]), |rw| rw.row(r).as_ref().into());
+            let key: &[u8] = &key;
+            let ids = ss.by_key.entry(key.into()).or_default();
+            let found = ids.iter().copied().find(|id| {
+                let s = &ss.open[id];
+                v > s.start - idle && v < s.last + idle && s.last.max(v) - s.start.min(v) < max
+            });
+            let id = match found {
+                Some(id) => {
+                    let s = ss.open.get_mut(&id).expect("open session");
+                    s.start = s.start.min(v);
+                    s.last = s.last.max(v);
+                    id
+                }
+                None => {
+                    let id = ss.next_id;
+                    ss.next_id += 1;
+                    ids.push(id);
+                    let state = Tracked::new(&self.plan.spec, &self.ctx)?;
+                    ss.open.insert(id, Session { key: key.into(), start: v, last: v, state });
+                    id
+                }
+            };
+            match per_session.iter_mut().find(|(i, _)| *i == id) {
+                Some((_, v)) => v.push(r as u32),
+                None => per_session.push((id, vec![r as u32])),
+            }
+        }
+        for (id, rows) in per_session {
+            let part = if rows.len() == b.num_rows() {
+                b.clone()
+            } else {
+                arrow::compute::take_record_batch(b, &UInt32Array::from(rows))?
+            };
+            let s = ss.open.get_mut(&id).expect("open session");
+            s.state.update(&self.plan.spec, &part)?;
+        }
+        Ok(())
+    }
+
+    /// Closes the sessions that idled out (`last + idle <= upto`) or reached their longest
+    /// length, in order of their end; `window_start` is the first row's time, `window_end`
+    /// the last row's time plus the idle gap.
+    fn close_sessions(&mut self, upto: i64, idle: i64, max: i64) -> Result<Vec<Emission>> {
+        let done: Vec<u64> = self
+            .sessions
+            .open
+            .iter()
+            .filter(|(_, s)| s.last.saturating_add(idle) <= upto || s.start.saturating_add(max) <= upto)
+            .map(|(id, _)| *id)
+            .collect();
+        let mut closed: Vec<Session> = Vec::with_capacity(done.len());
+        for id in done {
+            let s = self.sessions.open.remove(&id).expect("open session");
+            if let Some(ids) = self.sessions.by_key.get_mut(&s.key) {
+                ids.retain(|x| *x != id);
+                if ids.is_empty() {
+                    self.sessions.by_key.remove(&s.key);
+                }
+            }
+            closed.push(s);
+        }
+        closed.sort_by_key(|s| (s.last + idle, s.start));
+        let mut out = Vec::new();
+        for mut s in closed {
+            if let Some((r, i)) = s.state.emit(&self.plan.spec, Shape::Snapshot, false, false, true)? {
+                let end = (s.last + idle).min(s.start.saturating_add(max));
+                out.push(self.assemble(r, i, s.start, end)?);
+            }
+        }
+        Ok(out)
     }
 
     fn update_window(&mut self, end: i64, size: i64, b: &RecordBatch, before: &[u64]) -> Result<()> {
@@ -285,6 +411,9 @@ impl AggRun {
     /// Closes every window ending at or before `upto`, in window order, emitting what the
     /// policy still owes for each.
     pub(crate) fn close(&mut self, upto: i64, shape: Shape, changelog: bool) -> Result<Vec<Emission>> {
+        if let Some((idle, max)) = self.plan.window.as_ref().and_then(|w| w.session) {
+            return self.close_sessions(upto, idle, max);
+        }
         let mut out = Vec::new();
         while let Some((&end, _)) = self.windows.first_key_value() {
             if end > upto {
@@ -338,6 +467,7 @@ impl AggRun {
     pub(crate) fn size(&self) -> usize {
         self.global.as_ref().map_or(0, |g| g.state.size())
             + self.windows.values().map(|w| w.state.state.size()).sum::<usize>()
+            + self.sessions.open.values().map(|s| s.state.state.size()).sum::<usize>()
     }
 }
 
