@@ -23,7 +23,12 @@ pub(crate) fn run(q: &SluiceQuery, catalog: &EngineCatalog) -> Result<(SchemaRef
             let cancel = ctx.cancel.clone();
             let query = plan.start(None, &ctx)?;
             let schema = query.schema();
-            let rows: RowIter = Box::new(query.map(|r| r.map_err(Error::from)));
+            // Listed in system.queries while the result is alive.
+            let listed = catalog.db.inner.queries.list("query", q.to_string(), query.live_stats());
+            let rows: RowIter = Box::new(query.map(move |r| {
+                let _listed = &listed;
+                r.map_err(Error::from)
+            }));
             Ok((schema, rows, cancel))
         }
     }

@@ -26,6 +26,11 @@ pub(crate) struct EngineCatalog {
 
 impl Catalog for EngineCatalog {
     fn table(&self, name: &str) -> sluice_sql::Result<Arc<dyn Table>> {
+        if name.eq_ignore_ascii_case("system.queries") {
+            let batch = self.db.inner.queries.queries_batch().map_err(to_sql_error)?;
+            let t = sluice_sql::MemTable::new("system.queries", batch.schema(), vec![vec![batch]])?.bounded_only();
+            return Ok(Arc::new(t));
+        }
         if name.eq_ignore_ascii_case("system.views") {
             let batch = crate::views::views_batch(&self.db.views()).map_err(to_sql_error)?;
             let t = sluice_sql::MemTable::new("system.views", batch.schema(), vec![vec![batch]])?.bounded_only();

@@ -28,6 +28,76 @@ pub(crate) struct QueryProgress {
 pub(crate) struct QueryRegistry {
     running: Mutex<Vec<Weak<QueryProgress>>>,
     changed: Condvar,
+    /// What `system.queries` lists.
+    listed: Mutex<Vec<Weak<RunningQuery>>>,
+    next_id: std::sync::atomic::AtomicU64,
+}
+
+/// A running streaming query as `system.queries` shows it; listed while the handle lives.
+#[derive(Debug)]
+pub(crate) struct RunningQuery {
+    id: u64,
+    kind: String,
+    sql: String,
+    started_ms: i64,
+    stats: Arc<sluice_sql::LiveStats>,
+}
+
+impl QueryRegistry {
+    /// Lists a query until the returned handle is dropped.
+    pub(crate) fn list(&self, kind: &str, sql: String, stats: Arc<sluice_sql::LiveStats>) -> Arc<RunningQuery> {
+        let id = self.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        let started_ms = sluice_sql::context::now_nanos() / 1_000_000;
+        let q = Arc::new(RunningQuery { id, kind: kind.to_string(), sql, started_ms, stats });
+        let mut l = self.listed.lock();
+        l.retain(|w| w.strong_count() > 0);
+        l.push(Arc::downgrade(&q));
+        q
+    }
+
+    /// `system.queries` as a batch.
+    pub(crate) fn queries_batch(&self) -> Result<RecordBatch> {
+        use arrow::array::{ArrayRef, StringArray, TimestampMillisecondArray, UInt64Array};
+        use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+        let qs: Vec<Arc<RunningQuery>> = self.listed.lock().iter().filter_map(Weak::upgrade).collect();
+        let o = std::sync::atomic::Ordering::Relaxed;
+        let u = |f: &dyn Fn(&RunningQuery) -> u64| -> ArrayRef {
+            Arc::new(UInt64Array::from(qs.iter().map(|q| f(q)).collect::<Vec<_>>()))
+        };
+        let st = |f: &dyn Fn(&RunningQuery) -> String| -> ArrayRef {
+            Arc::new(StringArray::from(qs.iter().map(|q| f(q)).collect::<Vec<_>>()))
+        };
+        let started: ArrayRef = Arc::new(
+            TimestampMillisecondArray::from(qs.iter().map(|q| q.started_ms).collect::<Vec<_>>()).with_timezone("UTC"),
+        );
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::UInt64, false),
+            Field::new("kind", DataType::Utf8, false),
+            Field::new("query", DataType::Utf8, false),
+            Field::new("started", DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())), false),
+            Field::new("rows_in", DataType::UInt64, false),
+            Field::new("rows_out", DataType::UInt64, false),
+            Field::new("late_rows", DataType::UInt64, false),
+            Field::new("skipped_rows", DataType::UInt64, false),
+            Field::new("open_windows", DataType::UInt64, false),
+            Field::new("state_bytes", DataType::UInt64, false),
+        ]));
+        Ok(RecordBatch::try_new(
+            schema,
+            vec![
+                u(&|q| q.id),
+                st(&|q| q.kind.clone()),
+                st(&|q| q.sql.clone()),
+                started,
+                u(&|q| q.stats.rows_in.load(o)),
+                u(&|q| q.stats.rows_out.load(o)),
+                u(&|q| q.stats.late_rows.load(o)),
+                u(&|q| q.stats.skipped_rows.load(o)),
+                u(&|q| q.stats.open_windows.load(o)),
+                u(&|q| q.stats.state_bytes.load(o)),
+            ],
+        )?)
+    }
 }
 
 impl QueryRegistry {

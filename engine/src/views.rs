@@ -374,9 +374,14 @@ impl Database {
         let shared = Arc::new(Shared { stop, info: Mutex::new(info) });
         let weak = self.downgrade();
         let (d, sh) = (def.clone(), shared.clone());
+        let listed =
+            self.inner.queries.list(&format!("view {}", def.name), def.statement.query.to_string(), query.live_stats());
         let thread = std::thread::Builder::new()
             .name(format!("sluice-view-{}", def.name))
-            .spawn(move || run_view(weak, d, query, sh, dir))
+            .spawn(move || {
+                let _listed = listed;
+                run_view(weak, d, query, sh, dir)
+            })
             .map_err(|e| Error::io("spawn view thread", PathBuf::new(), e))?;
         let runner = Arc::new(ViewRunner { def: def.clone(), shared, thread: Mutex::new(Some(thread)) });
         self.inner.views.running.lock().insert(def.name.clone(), runner);

@@ -148,7 +148,7 @@ pub use context::{ExecContext, QueryOptions};
 pub use memtable::{MemCatalog, MemTable};
 pub use plan::{BatchStream, Planned, QueryPlan, plan, plan_query};
 pub use scalar::ScalarValue;
-pub use stream::{Checkpoint, StreamPlan, StreamStats, StreamingQuery};
+pub use stream::{Checkpoint, LiveStats, StreamPlan, StreamStats, StreamingQuery};
 
 /// The sqlparser crate whose AST queries and expressions use, re-exported so callers match the
 /// same version.

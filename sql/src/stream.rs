@@ -766,6 +766,35 @@ pub struct StreamStats {
     pub skipped_rows: u64,
 }
 
+/// Counters of a running query that other threads can read while it runs (`system.queries`).
+#[derive(Debug, Default)]
+pub struct LiveStats {
+    /// Input rows read.
+    pub rows_in: std::sync::atomic::AtomicU64,
+    /// Rows emitted.
+    pub rows_out: std::sync::atomic::AtomicU64,
+    /// Rows dropped as late.
+    pub late_rows: std::sync::atomic::AtomicU64,
+    /// Rows skipped for errors.
+    pub skipped_rows: std::sync::atomic::AtomicU64,
+    /// Open windows and sessions.
+    pub open_windows: std::sync::atomic::AtomicU64,
+    /// Bytes of aggregation state.
+    pub state_bytes: std::sync::atomic::AtomicU64,
+}
+
+impl LiveStats {
+    fn store(&self, s: &StreamStats) {
+        let o = Ordering::Relaxed;
+        self.rows_in.store(s.rows_in, o);
+        self.rows_out.store(s.rows_out, o);
+        self.late_rows.store(s.late_rows, o);
+        self.skipped_rows.store(s.skipped_rows, o);
+        self.open_windows.store(s.open_windows as u64, o);
+        self.state_bytes.store(s.state_bytes as u64, o);
+    }
+}
+
 /// One substream: the whole stream, or the rows of one `PARTITION BY` key, with its own
 /// watermark and aggregation state.
 struct Substream {
@@ -798,6 +827,7 @@ pub struct StreamingQuery {
     /// Where the query started (the replay point of a global aggregation).
     start_positions: Vec<u64>,
     skip_errors: bool,
+    live: Arc<LiveStats>,
 }
 
 impl std::fmt::Debug for StreamingQuery {
@@ -841,6 +871,7 @@ impl StreamingQuery {
             skipped: 0,
             stats: StreamStats::default(),
             done: false,
+            live: Arc::default(),
         };
         if q.partition.is_none() {
             q.substream(Box::from(&[][..]))?;
@@ -886,6 +917,11 @@ impl StreamingQuery {
             open_windows: aggs().map(AggRun::open_windows).sum(),
             ..self.stats
         }
+    }
+
+    /// Counters that other threads can read while the query runs (updated per input batch).
+    pub fn live_stats(&self) -> Arc<LiveStats> {
+        self.live.clone()
     }
 
     /// The source's position after the rows processed so far.
@@ -974,6 +1010,7 @@ impl StreamingQuery {
                 Some(b) => {
                     self.last_input = Instant::now();
                     self.process(b)?;
+                    self.live.store(&self.stats());
                 }
                 None => {
                     if self.source.is_finished() {

@@ -513,6 +513,16 @@ fn partition_by_gives_each_key_its_own_watermark() {
     // One watermark for all: b's rows are all late after a's first row.
     let got = shared.drain();
     assert_eq!(got, vec![row(&["2024-01-01 00:01:00.000", "a", "1"])]);
+    // Late rows are counted where operators can see them.
+    let stats = db
+        .query("SELECT late_rows, rows_in, open_windows FROM system.queries WHERE query LIKE '%tumble%' ORDER BY id")
+        .expect("system.queries")
+        .concat()
+        .expect("rows");
+    assert_eq!(stats.num_rows(), 2, "both running queries are listed");
+    assert_eq!(sluice::text::format_value(stats.column(0), 0).as_deref(), Some("3"), "shared: b's three rows");
+    assert_eq!(sluice::text::format_value(stats.column(0), 1).as_deref(), Some("0"), "partitioned: none");
+    assert_eq!(sluice::text::format_value(stats.column(1), 0).as_deref(), Some("5"));
     let e = db.query("SELECT count() FROM s PARTITION BY nope GROUP BY dev").map(|_| ()).expect_err("unknown");
     assert!(e.to_string().contains("nope"), "{e}");
 }
