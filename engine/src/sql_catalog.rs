@@ -134,6 +134,11 @@ impl Table for EngineTable {
             .collect()
     }
 
+    fn versioned_key(&self) -> Option<(Vec<String>, String)> {
+        let s = &self.snapshot.def().settings;
+        s.is_versioned_kv().then(|| (s.primary_key.clone(), s.version_column().to_string()))
+    }
+
     fn row_count(&self) -> Option<u64> {
         // A versioned_kv stream stores every version; its rows are the latest per key.
         (!self.snapshot.def().settings.is_versioned_kv()).then(|| self.snapshot.rows())

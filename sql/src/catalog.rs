@@ -23,6 +23,10 @@ pub trait Table: Send + Sync + std::fmt::Debug {
     fn schema(&self) -> SchemaRef;
     /// The columns `SELECT *` expands to, in order (the engine leaves out `_tp_time`/`_tp_sn`).
     fn star_columns(&self) -> Vec<String>;
+    /// For a `versioned_kv` stream: its primary key columns and version column.
+    fn versioned_key(&self) -> Option<(Vec<String>, String)> {
+        None
+    }
     /// A table that is never streamed (system tables): `FROM t` reads it like `table(t)`.
     fn bounded_only(&self) -> bool {
         false

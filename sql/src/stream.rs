@@ -31,7 +31,7 @@ use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use arrow::row::{RowConverter, SortField};
 
 use self::agg::{AggPlan, AggRun, Emission, KeySlot, Shape, WindowKey, with_delta};
-use self::ops::{JoinOp, RowOp, Watermark};
+use self::ops::{JoinOp, JoinRight, RowOp, Watermark};
 use crate::ast::query::{Emit, EmitMode, SluiceQuery};
 use crate::catalog::{SeekTo, StreamSource, SubscribeRequest, Table};
 use crate::context::ExecContext;
@@ -295,7 +295,16 @@ pub(crate) fn plan(q: &SluiceQuery, logical: LogicalPlan, memory_limit: Option<u
 fn streaming_left(node: LogicalPlan) -> Result<LogicalPlan> {
     let LogicalPlan::Join { left, right, kind, on, filter, out } = node else { return Ok(node) };
     match (left.is_streaming(), right.is_streaming()) {
-        (true, true) => Err(not_streaming("joins of two streams (stream-to-stream joins)")),
+        (true, true) => {
+            // A versioned_kv stream on the right: joined with its latest row per key.
+            let kv = matches!(right.as_ref(), LogicalPlan::StreamScan { table, .. } if table.versioned_key().is_some());
+            if kv && matches!(kind, JoinKind::Inner | JoinKind::Left) {
+                return Ok(LogicalPlan::Join { left, right, kind, on, filter, out });
+            }
+            Err(not_streaming(
+                "joins of two streams (stream-to-stream joins); a versioned_kv stream may be the right side of an INNER or LEFT join",
+            ))
+        }
         (false, false) => Err(Error::Internal { message: "a join without a stream in a streaming plan".into() }),
         (true, false) => match kind {
             JoinKind::Inner | JoinKind::Left | JoinKind::Cross => {
@@ -640,10 +649,22 @@ fn build(
                     .map(|c| out.iter().find(|o| o.id == c.id).cloned().unwrap_or_else(|| c.clone()))
                     .collect();
                 let filter = filter.as_ref().map(|f| to_phys(f, &all)).transpose()?;
-                let right = crate::plan::physical_plan(*right)?;
+                let right_schema = schema_of(&rcols);
+                let right = match *right {
+                    LogicalPlan::StreamScan { table, columns } => {
+                        let (keys, version) = table
+                            .versioned_key()
+                            .ok_or_else(|| Error::Internal { message: "streaming right side is not kv".into() })?;
+                        let columns = columns.iter().map(|(_, n)| n.clone()).collect();
+                        JoinRight::Kv { table, columns, keys, version }
+                    }
+                    bounded => JoinRight::Snapshot(crate::plan::physical_plan(bounded)?),
+                };
                 cols = all;
                 Some(RowOp::Join(Box::new(JoinOp {
                     right,
+                    right_schema,
+                    kv: None,
                     right_keys,
                     left_keys,
                     filter,
@@ -1004,6 +1025,9 @@ impl StreamingQuery {
             }
             if let Some(t) = self.timeout_at() {
                 wait = wait.min(t.saturating_duration_since(now));
+            }
+            for op in &self.plan.pre {
+                op.poll_side_inputs()?;
             }
             self.before = self.source.positions();
             match self.source.next_timeout(wait)? {

@@ -571,3 +571,27 @@ fn session_windows_close_after_the_idle_gap() {
         .expect_err("session emits at close");
     assert!(e.to_string().contains("session"), "{e}");
 }
+
+#[test]
+fn stream_joins_the_latest_rows_of_a_versioned_kv_stream() {
+    let db = Database::in_memory();
+    exec(&db, "CREATE STREAM orders (id int64, sym string)");
+    exec(&db, "CREATE STREAM px (sym string, price float64) PRIMARY KEY sym SETTINGS mode = 'versioned_kv'");
+    exec(&db, "INSERT INTO px (sym, price) VALUES ('a', 1), ('b', 2)");
+    let t = Tail::start(&db, "SELECT o.id, p.price FROM orders AS o JOIN px AS p ON o.sym = p.sym");
+    let left = Tail::start(&db, "SELECT o.id, p.price FROM orders AS o LEFT JOIN px AS p ON o.sym = p.sym");
+    exec(&db, "INSERT INTO orders (id, sym) VALUES (1, 'a'), (2, 'c')");
+    db.sync(WAIT).expect("sync");
+    assert_eq!(t.drain(), vec![row(&["1", "1"])]);
+    let mut got = left.drain();
+    got.sort();
+    assert_eq!(got, vec![row(&["1", "1"]), row(&["2", "NULL"])]);
+    // New versions on the right are used by later left rows.
+    exec(&db, "INSERT INTO px (sym, price) VALUES ('a', 10), ('c', 3)");
+    db.sync(WAIT).expect("sync");
+    exec(&db, "INSERT INTO orders (id, sym) VALUES (3, 'a'), (4, 'c')");
+    db.sync(WAIT).expect("sync");
+    let mut got = t.drain();
+    got.sort();
+    assert_eq!(got, vec![row(&["3", "10"]), row(&["4", "3"])]);
+}

@@ -6,8 +6,12 @@ use arrow::compute::filter_record_batch;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
+use arrow::row::{RowConverter, SortField};
+
+use crate::catalog::{SeekTo, StreamSource, SubscribeRequest, Table};
 use crate::context::ExecContext;
 use crate::error::{Error, Result};
 use crate::exec::ExecNode;
@@ -31,10 +35,73 @@ pub(crate) enum RowOp {
     Join(Box<JoinOp>),
 }
 
-/// A streaming join with a bounded right side.
+/// The right side of a streaming join.
+#[derive(Debug, Clone)]
+pub(crate) enum JoinRight {
+    /// `table(t)`: read once at the start.
+    Snapshot(Arc<dyn ExecNode>),
+    /// A `versioned_kv` stream: its latest row per key, kept current while the query runs.
+    Kv { table: Arc<dyn Table>, columns: Vec<String>, keys: Vec<String>, version: String },
+}
+
+/// The latest row of one key: (version in row encoding, arrival number, the row).
+type KvRow = (Box<[u8]>, u64, RecordBatch);
+
+/// The current rows of a versioned_kv stream on the right of a join.
+pub(crate) struct KvSide {
+    source: Box<dyn StreamSource>,
+    /// Columns of the join's right side (the rest of a source batch: key and version).
+    width: usize,
+    keys: Vec<usize>,
+    version: usize,
+    key_conv: RowConverter,
+    ver_conv: RowConverter,
+    /// Per key: its latest row.
+    latest: HashMap<Box<[u8]>, KvRow>,
+    arrivals: u64,
+    dirty: bool,
+    probe: Option<Arc<Probe>>,
+}
+
+impl std::fmt::Debug for KvSide {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KvSide").field("keys", &self.latest.len()).finish()
+    }
+}
+
+impl KvSide {
+    /// Takes in every right-side row available now (never waits).
+    fn drain(&mut self) -> Result<()> {
+        while let Some(b) = self.source.next_timeout(std::time::Duration::ZERO)? {
+            let k =
+                self.key_conv.convert_columns(&self.keys.iter().map(|i| b.column(*i).clone()).collect::<Vec<_>>())?;
+            let v = self.ver_conv.convert_columns(&[b.column(self.version).clone()])?;
+            let narrow = b.project(&(0..self.width).collect::<Vec<_>>())?;
+            for r in 0..b.num_rows() {
+                self.arrivals += 1;
+                let (key, ver) = (k.row(r), v.row(r));
+                let newer = match self.latest.get(key.as_ref()) {
+                    Some((old, _, _)) => ver.as_ref() >= old.as_ref(),
+                    None => true,
+                };
+                if newer {
+                    self.latest.insert(key.as_ref().into(), (ver.as_ref().into(), self.arrivals, narrow.slice(r, 1)));
+                    self.dirty = true;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A streaming join with a bounded or versioned_kv right side.
 #[derive(Debug, Clone)]
 pub(crate) struct JoinOp {
-    pub right: Arc<dyn ExecNode>,
+    pub right: JoinRight,
+    /// Schema of the right side's rows.
+    pub right_schema: SchemaRef,
+    /// A kv right side, once started.
+    pub kv: Option<Arc<Mutex<KvSide>>>,
     pub right_keys: Vec<BExpr>,
     pub left_keys: Vec<BExpr>,
     pub filter: Option<BExpr>,
@@ -43,12 +110,98 @@ pub(crate) struct JoinOp {
     pub probe: Option<Arc<Probe>>,
 }
 
+impl JoinOp {
+    /// The probe over the kv side's current rows (rebuilt when they changed).
+    fn kv_probe(&self, kv: &Mutex<KvSide>) -> Result<Arc<Probe>> {
+        let mut side = kv.lock().map_err(|_| Error::Internal { message: "kv join state poisoned".into() })?;
+        side.drain()?;
+        if side.dirty || side.probe.is_none() {
+            let mut rows: Vec<&KvRow> = side.latest.values().collect();
+            rows.sort_by_key(|r| r.1);
+            let batches: Vec<RecordBatch> = rows.iter().map(|r| r.2.clone()).collect();
+            let right = if batches.is_empty() {
+                RecordBatch::new_empty(self.right_schema.clone())
+            } else {
+                let b = arrow::compute::concat_batches(&batches[0].schema(), &batches)?;
+                RecordBatch::try_new_with_options(
+                    self.right_schema.clone(),
+                    b.columns().to_vec(),
+                    &arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(b.num_rows())),
+                )
+                .unwrap_or(b)
+            };
+            let probe = Probe::streaming(
+                right,
+                &self.right_keys,
+                self.left_keys.clone(),
+                self.filter.clone(),
+                self.kind,
+                self.schema.clone(),
+            )?;
+            side.probe = Some(Arc::new(probe));
+            side.dirty = false;
+        }
+        Ok(side.probe.clone().expect("probe built"))
+    }
+}
+
 impl RowOp {
+    /// Takes in side inputs that arrived (the right side of a kv join) without waiting, so
+    /// their progress is seen even while the main stream is idle.
+    pub(crate) fn poll_side_inputs(&self) -> Result<()> {
+        if let RowOp::Join(j) = self
+            && let Some(kv) = &j.kv
+        {
+            kv.lock().map_err(|_| Error::Internal { message: "kv join state poisoned".into() })?.drain()?;
+        }
+        Ok(())
+    }
+
     /// Work done once when a query starts: reads the right side of a join.
     pub(crate) fn prepare(&mut self, ctx: &ExecContext) -> Result<()> {
         if let RowOp::Join(j) = self {
-            let batches = crate::exec::parallel::collect_parallel(ctx, j.right.execute(ctx)?)?;
-            let right = arrow::compute::concat_batches(&j.right.schema(), &batches)?;
+            let node = match &j.right {
+                JoinRight::Snapshot(node) => node.clone(),
+                JoinRight::Kv { table, columns, keys, version } => {
+                    let mut all = columns.clone();
+                    for c in keys.iter().chain(std::iter::once(version)) {
+                        if !all.contains(c) {
+                            all.push(c.clone());
+                        }
+                    }
+                    let pos = |c: &String| all.iter().position(|a| a == c).expect("column requested");
+                    let key_idx: Vec<usize> = keys.iter().map(pos).collect();
+                    let ver_idx = pos(version);
+                    let schema = table.schema();
+                    let ty = |c: &String| {
+                        schema
+                            .field_with_name(c)
+                            .map(|f| f.data_type().clone())
+                            .map_err(|e| Error::Internal { message: e.to_string() })
+                    };
+                    let key_conv =
+                        RowConverter::new(keys.iter().map(|k| Ok(SortField::new(ty(k)?))).collect::<Result<_>>()?)?;
+                    let ver_conv = RowConverter::new(vec![SortField::new(ty(version)?)])?;
+                    let source = table.subscribe(&SubscribeRequest { columns: all, start: SeekTo::Latest })?;
+                    let mut side = KvSide {
+                        source,
+                        width: columns.len(),
+                        keys: key_idx,
+                        version: ver_idx,
+                        key_conv,
+                        ver_conv,
+                        latest: HashMap::new(),
+                        arrivals: 0,
+                        dirty: true,
+                        probe: None,
+                    };
+                    side.drain()?;
+                    j.kv = Some(Arc::new(Mutex::new(side)));
+                    return Ok(());
+                }
+            };
+            let batches = crate::exec::parallel::collect_parallel(ctx, node.execute(ctx)?)?;
+            let right = arrow::compute::concat_batches(&node.schema(), &batches)?;
             let mut res = ctx.reservation("streaming JOIN right side");
             res.resize(right.get_array_memory_size() * 2)?;
             // Charged for the query's whole life (the counter belongs to this query).
@@ -88,10 +241,13 @@ impl RowOp {
                 window::assign(&b, *time, *spec, schema)
             }
             RowOp::Join(j) => {
-                let probe = j
-                    .probe
-                    .as_ref()
-                    .ok_or_else(|| Error::Internal { message: "streaming join not prepared".into() })?;
+                let probe = match &j.kv {
+                    None => j
+                        .probe
+                        .clone()
+                        .ok_or_else(|| Error::Internal { message: "streaming join not prepared".into() })?,
+                    Some(kv) => j.kv_probe(kv)?,
+                };
                 let out = probe.run(&b, None)?;
                 match out.len() {
                     0 => Ok(RecordBatch::new_empty(j.schema.clone())),
@@ -126,7 +282,17 @@ impl RowOp {
             RowOp::Join(j) => {
                 let keys: Vec<String> =
                     j.left_keys.iter().zip(&j.right_keys).map(|(l, r)| format!("{l} = {r}")).collect();
-                format!("StreamTableJoin {:?} on [{}] (right side read at start)", j.kind, keys.join(", "))
+                match &j.right {
+                    JoinRight::Snapshot(_) => {
+                        format!("StreamTableJoin {:?} on [{}] (right side read at start)", j.kind, keys.join(", "))
+                    }
+                    JoinRight::Kv { table, .. } => format!(
+                        "StreamKvJoin {:?} on [{}] (latest row per key of {}, kept current)",
+                        j.kind,
+                        keys.join(", "),
+                        table.name()
+                    ),
+                }
             }
         }
     }
