@@ -24,6 +24,8 @@ pub mod distinct;
 pub mod generic;
 /// quantile, median, quantiles and the exact variants.
 pub mod quantile;
+/// Accumulators that can take rows back (changing inputs).
+pub mod retract;
 
 /// Every aggregate name (without `_if` combinators).
 pub const NAMES: &[&str] = &[
@@ -354,6 +356,12 @@ pub trait Accumulator: Send {
     fn into_any(self: Box<Self>) -> Box<dyn Any>;
     /// A copy of the state (streaming queries emit partial results without ending the state).
     fn boxed_clone(&self) -> Box<dyn Accumulator>;
+    /// Takes rows back (an input row was deleted or replaced); only [`retract::create`]'s
+    /// accumulators support it.
+    fn retract(&mut self, args: &[ArrayRef], groups: &[u32], num_groups: usize) -> Result<()> {
+        let _ = (args, groups, num_groups);
+        Err(Error::Internal { message: "this accumulator cannot retract rows".into() })
+    }
 }
 
 /// Downcasts the other side of a merge.

@@ -45,6 +45,9 @@ use crate::logical::{self, ColumnInfo, JoinKind, LogicalPlan, WindowSpec};
 use crate::plan::{relabel, schema_of, to_phys};
 use crate::scalar::ScalarValue;
 
+/// Query-unique id of the `_tp_delta` column added to a versioned_kv stream's rows.
+const DELTA_ID: usize = usize::MAX - 1;
+
 /// Longest a running query waits for input before it looks at its cancel flag and timers.
 pub const POLL_SLICE: Duration = Duration::from_millis(20);
 
@@ -266,9 +269,20 @@ pub(crate) fn plan(q: &SluiceQuery, logical: LogicalPlan, memory_limit: Option<u
         }
     }
     chain.reverse();
-    // The source also reads the partition key columns.
+    // An aggregation over a versioned_kv stream read from now on sees it as changes (a new
+    // version retracts the old row): the source also reads the key and version columns.
+    let has_agg = chain.iter().any(|n| matches!(n, LogicalPlan::Aggregate { .. }));
+    let mut extra: Vec<String> = partition_names.clone();
+    if let Some(LogicalPlan::StreamScan { table, .. }) = chain.first()
+        && let Some((keys, version)) = table.versioned_key()
+        && has_agg
+        && start == SeekTo::Latest
+    {
+        extra.extend(keys);
+        extra.push(version);
+    }
     if let Some(LogicalPlan::StreamScan { columns, .. }) = chain.first_mut() {
-        for n in &partition_names {
+        for n in &extra {
             if !columns.iter().any(|(_, c)| c == n)
                 && let Some(c) = all_scan_cols.iter().find(|(_, c)| c == n)
             {
@@ -484,13 +498,28 @@ fn build(
     start: SeekTo,
     memory_limit: Option<usize>,
 ) -> Result<StreamPlan> {
+    let chain_has_agg = chain.iter().any(|n| matches!(n, LogicalPlan::Aggregate { .. }));
     let mut it = chain.into_iter();
     let Some(LogicalPlan::StreamScan { table, columns }) = it.next() else {
         return Err(Error::Internal { message: "streaming chain does not start at a stream".into() });
     };
     let mut cols: Vec<ColumnInfo> = columns.iter().map(|(c, _)| c.clone()).collect();
+    let changes = start == SeekTo::Latest && chain_has_agg;
     let request = SubscribeRequest { columns: columns.iter().map(|(_, n)| n.clone()).collect(), start };
     let mut pre: Vec<RowOp> = Vec::new();
+    if changes && let Some((keys, version)) = table.versioned_key() {
+        let pos = |n: &String| {
+            request
+                .columns
+                .iter()
+                .position(|c| c == n)
+                .ok_or_else(|| Error::Internal { message: format!("versioned_kv column {n} not read") })
+        };
+        let key_idx = keys.iter().map(pos).collect::<Result<Vec<_>>>()?;
+        let ver_idx = pos(&version)?;
+        cols.push(ColumnInfo { id: DELTA_ID, name: "_tp_delta".into(), ty: DataType::Int8, nullable: false });
+        pre.push(RowOp::KvChangelog(Arc::new(ops::KvChangelog::new(key_idx, ver_idx, schema_of(&cols)))));
+    }
     let mut post: Vec<PostOp> = Vec::new();
     let mut agg: Option<AggPlan> = None;
     let mut window: Option<WindowFacts> = None;
@@ -519,6 +548,14 @@ fn build(
                             }
                         }
                     }
+                }
+                let mut exprs = exprs;
+                // A changing input keeps its `_tp_delta` up to the aggregation.
+                if agg.is_none()
+                    && let Some(d) = cols.iter().find(|c| c.id == DELTA_ID)
+                    && !exprs.iter().any(|(_, c)| c.id == DELTA_ID)
+                {
+                    exprs.push((d.expr(), d.clone()));
                 }
                 let phys = exprs.iter().map(|(e, _)| to_phys(e, &cols)).collect::<Result<Vec<_>>>()?;
                 cols = exprs.iter().map(|(_, c)| c.clone()).collect();
@@ -605,8 +642,24 @@ fn build(
                         Ok(a)
                     })
                     .collect::<Result<Vec<_>>>()?;
+                let delta = cols.iter().position(|c| c.id == DELTA_ID);
+                let spec = match delta {
+                    Some(_) if wkey.is_some() => {
+                        return Err(not_streaming(
+                            "windowed aggregation over a versioned_kv stream (rows that change); use a global aggregation",
+                        ));
+                    }
+                    Some(_) => AggSpec::retractable(keys, calls)?,
+                    None => AggSpec::new(keys, calls),
+                };
+                let delta = delta.map(|i| BExpr::Column {
+                    id: i,
+                    name: "_tp_delta".into(),
+                    ty: DataType::Int8,
+                    nullable: false,
+                });
                 cols = groups.iter().map(|(_, c)| c.clone()).chain(aggs.iter().map(|(_, c)| c.clone())).collect();
-                agg = Some(AggPlan { spec: AggSpec::new(keys, calls), layout, window: wkey, schema: schema_of(&cols) });
+                agg = Some(AggPlan { spec, layout, window: wkey, schema: schema_of(&cols), delta });
                 None
             }
             LogicalPlan::Sort { keys, fetch: f, .. } => {

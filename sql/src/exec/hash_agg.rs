@@ -52,12 +52,23 @@ pub(crate) struct AggSpec {
     pub aggs: Vec<AggCall>,
     /// Indexes of `aggs` sharing each accumulator.
     states: Vec<Vec<usize>>,
+    /// Rows may be taken back ([`AggState::retract`]): retractable accumulators, one per call.
+    retractable: bool,
 }
 
 impl AggSpec {
     pub(crate) fn new(groups: Vec<BExpr>, aggs: Vec<AggCall>) -> Self {
         let states = state_groups(&aggs);
-        AggSpec { groups, aggs, states }
+        AggSpec { groups, aggs, states, retractable: false }
+    }
+
+    /// An aggregation over rows that change (every call must support retraction).
+    pub(crate) fn retractable(groups: Vec<BExpr>, aggs: Vec<AggCall>) -> Result<Self> {
+        for a in &aggs {
+            aggregate::retract::create(a)?;
+        }
+        let states = (0..aggs.len()).map(|i| vec![i]).collect();
+        Ok(AggSpec { groups, aggs, states, retractable: true })
     }
 }
 
@@ -79,6 +90,9 @@ impl AggState {
             .states
             .iter()
             .map(|g| {
+                if spec.retractable {
+                    return aggregate::retract::create(&spec.aggs[g[0]]);
+                }
                 let calls: Vec<&AggCall> = g.iter().map(|i| &spec.aggs[*i]).collect();
                 aggregate::create(&calls, threads)
             })
@@ -92,6 +106,15 @@ impl AggState {
     }
 
     pub(crate) fn update(&mut self, spec: &AggSpec, b: &RecordBatch) -> Result<()> {
+        self.add(spec, b, false)
+    }
+
+    /// Takes the rows of `b` back (their groups stay; a group's net row count is the caller's).
+    pub(crate) fn retract(&mut self, spec: &AggSpec, b: &RecordBatch) -> Result<()> {
+        self.add(spec, b, true)
+    }
+
+    fn add(&mut self, spec: &AggSpec, b: &RecordBatch, retract: bool) -> Result<()> {
         let rows = b.num_rows();
         if rows == 0 {
             self.gids.clear();
@@ -104,6 +127,7 @@ impl AggState {
             let call = &spec.aggs[g[0]];
             let mut args = call.args.iter().map(|a| a.eval_array(b)).collect::<Result<Vec<_>>>()?;
             match &call.filter {
+                None if retract => acc.retract(&args, &self.gids, n)?,
                 None => acc.update(&args, &self.gids, n)?,
                 Some(f) => {
                     let m = f.eval_array(b)?;
@@ -116,7 +140,11 @@ impl AggState {
                     }
                     let gids: Vec<u32> =
                         self.gids.iter().zip(m.values().iter()).filter(|(_, k)| *k).map(|(g, _)| *g).collect();
-                    acc.update(&args, &gids, n)?;
+                    if retract {
+                        acc.retract(&args, &gids, n)?;
+                    } else {
+                        acc.update(&args, &gids, n)?;
+                    }
                 }
             }
         }

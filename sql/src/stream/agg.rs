@@ -54,6 +54,8 @@ pub(crate) struct AggPlan {
     pub window: Option<WindowKey>,
     /// Output: groups, then aggregates.
     pub schema: SchemaRef,
+    /// A changing input: the `_tp_delta` column (+1 add, -1 take back) of the input.
+    pub delta: Option<BExpr>,
 }
 
 /// What an emission contains.
@@ -78,6 +80,8 @@ type RawEmission = (Option<Vec<ArrayRef>>, Vec<ArrayRef>);
 /// An aggregation state with emission tracking.
 struct Tracked {
     state: AggState,
+    /// Rows in each group net of retractions (a group at 0 is gone).
+    net: Vec<i64>,
     dirty: Vec<bool>,
     any_dirty: bool,
     /// Changelog: the full output at the last emission and which groups it held.
@@ -89,6 +93,7 @@ impl Tracked {
     fn new(spec: &AggSpec, ctx: &ExecContext) -> Result<Self> {
         Ok(Tracked {
             state: AggState::new(spec, 1, ctx.reservation("streaming aggregation state"))?,
+            net: Vec::new(),
             dirty: Vec::new(),
             any_dirty: false,
             prev: None,
@@ -97,13 +102,28 @@ impl Tracked {
     }
 
     fn update(&mut self, spec: &AggSpec, b: &RecordBatch) -> Result<()> {
+        self.add(spec, b, false)
+    }
+
+    fn retract(&mut self, spec: &AggSpec, b: &RecordBatch) -> Result<()> {
+        self.add(spec, b, true)
+    }
+
+    fn add(&mut self, spec: &AggSpec, b: &RecordBatch, retract: bool) -> Result<()> {
         if b.num_rows() == 0 {
             return Ok(());
         }
-        self.state.update(spec, b)?;
-        self.dirty.resize(self.state.len(), false);
+        if retract {
+            self.state.retract(spec, b)?;
+        } else {
+            self.state.update(spec, b)?;
+        }
+        let n = self.state.len();
+        self.dirty.resize(n, false);
+        self.net.resize(n, 0);
         for g in &self.state.gids {
             self.dirty[*g as usize] = true;
+            self.net[*g as usize] += if retract { -1 } else { 1 };
         }
         self.any_dirty = true;
         Ok(())
@@ -124,31 +144,30 @@ impl Tracked {
         }
         let cols = self.state.finish(spec, !last || changelog)?;
         let n = self.state.len();
-        let selected: Option<Vec<u32>> = match shape {
-            Shape::Snapshot => None,
-            Shape::Delta => Some((0..n as u32).filter(|g| self.dirty[*g as usize]).collect()),
+        self.net.resize(n, 0);
+        let present = |g: u32| self.net[g as usize] > 0;
+        let selected: Vec<u32> = match shape {
+            Shape::Snapshot => (0..n as u32).collect(),
+            Shape::Delta => (0..n as u32).filter(|g| self.dirty[*g as usize]).collect(),
         };
         let pick = |cols: &[ArrayRef], idx: &[u32]| -> Result<Vec<ArrayRef>> {
             let idx = UInt32Array::from(idx.to_vec());
             Ok(cols.iter().map(|c| take(c.as_ref(), &idx, None)).collect::<std::result::Result<_, _>>()?)
         };
-        let insert = match &selected {
-            None => cols.clone(),
-            Some(idx) => pick(&cols, idx)?,
-        };
+        let inserts: Vec<u32> = selected.iter().copied().filter(|g| present(*g)).collect();
+        let insert = if inserts.len() == n { cols.clone() } else { pick(&cols, &inserts)? };
         let mut retract = None;
         if changelog {
-            let all: Vec<u32> = (0..n as u32).collect();
-            let idx = selected.as_deref().unwrap_or(&all);
-            let back: Vec<u32> = idx.iter().copied().filter(|g| self.emitted.get(*g as usize) == Some(&true)).collect();
+            let back: Vec<u32> =
+                selected.iter().copied().filter(|g| self.emitted.get(*g as usize) == Some(&true)).collect();
             if let Some(prev) = &self.prev
                 && !back.is_empty()
             {
                 retract = Some(pick(prev, &back)?);
             }
             self.emitted.resize(n, false);
-            for g in idx {
-                self.emitted[*g as usize] = true;
+            for g in &selected {
+                self.emitted[*g as usize] = present(*g);
             }
             self.prev = Some(cols);
         }
@@ -244,7 +263,26 @@ impl AggRun {
         }
         let Some(w) = self.plan.window.clone() else {
             let g = self.global.as_mut().expect("global state");
-            return g.update(&self.plan.spec, b);
+            let Some(delta) = &self.plan.delta else { return g.update(&self.plan.spec, b) };
+            let d = arrow::compute::cast(&delta.eval_array(b)?, &DataType::Int8)?;
+            let d = d.as_any().downcast_ref::<arrow::array::Int8Array>().expect("int8");
+            // In arrival order: runs of additions and of retractions.
+            let mut start = 0;
+            while start < b.num_rows() {
+                let neg = d.is_valid(start) && d.value(start) < 0;
+                let mut end = start + 1;
+                while end < b.num_rows() && (d.is_valid(end) && d.value(end) < 0) == neg {
+                    end += 1;
+                }
+                let run = b.slice(start, end - start);
+                if neg {
+                    g.retract(&self.plan.spec, &run)?;
+                } else {
+                    g.update(&self.plan.spec, &run)?;
+                }
+                start = end;
+            }
+            return Ok(());
         };
         if let Some((idle, max)) = w.session {
             return self.update_sessions(b, idle, max);

@@ -33,6 +33,85 @@ pub(crate) enum RowOp {
     Window { time: usize, spec: WindowSpec, schema: SchemaRef, drop_late: bool },
     /// stream ⋈ `table(t)`: the right side is read once when the query starts ([`RowOp::prepare`]).
     Join(Box<JoinOp>),
+    /// A versioned_kv stream as changes: each row that replaces an older version of its key
+    /// is preceded by that version with `_tp_delta = -1`; new rows carry `+1`.
+    KvChangelog(Arc<KvChangelog>),
+}
+
+/// The latest row per key seen so far, to retract it when a newer version arrives.
+#[derive(Debug)]
+pub(crate) struct KvChangelog {
+    pub keys: Vec<usize>,
+    pub version: usize,
+    pub schema: SchemaRef,
+    state: Mutex<Option<KvLatest>>,
+}
+
+struct KvLatest {
+    key_conv: RowConverter,
+    ver_conv: RowConverter,
+    /// Per key: its version (row encoding) and its row.
+    latest: HashMap<Box<[u8]>, Versioned>,
+}
+
+/// A key's current version and row.
+type Versioned = (Box<[u8]>, RecordBatch);
+
+impl std::fmt::Debug for KvLatest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KvLatest").field("keys", &self.latest.len()).finish()
+    }
+}
+
+impl KvChangelog {
+    pub(crate) fn new(keys: Vec<usize>, version: usize, schema: SchemaRef) -> Self {
+        KvChangelog { keys, version, schema, state: Mutex::new(None) }
+    }
+
+    fn apply(&self, b: &RecordBatch) -> Result<RecordBatch> {
+        let mut g = self.state.lock().map_err(|_| Error::Internal { message: "changelog state poisoned".into() })?;
+        if g.is_none() {
+            let field = |i: usize| SortField::new(b.schema().field(i).data_type().clone());
+            *g = Some(KvLatest {
+                key_conv: RowConverter::new(self.keys.iter().map(|i| field(*i)).collect())?,
+                ver_conv: RowConverter::new(vec![field(self.version)])?,
+                latest: HashMap::new(),
+            });
+        }
+        let st = g.as_mut().expect("state");
+        let k = st.key_conv.convert_columns(&self.keys.iter().map(|i| b.column(*i).clone()).collect::<Vec<_>>())?;
+        let v = st.ver_conv.convert_columns(&[b.column(self.version).clone()])?;
+        // Sources: 0 = this batch, 1.. = retracted old rows.
+        let mut olds: Vec<RecordBatch> = Vec::new();
+        let mut idx: Vec<(usize, usize)> = Vec::with_capacity(b.num_rows());
+        let mut delta: Vec<i8> = Vec::with_capacity(b.num_rows());
+        for r in 0..b.num_rows() {
+            let (key, ver) = (k.row(r), v.row(r));
+            match st.latest.get(key.as_ref()) {
+                // An older version than the current one: superseded already, no change.
+                Some((old_v, _)) if ver.as_ref() < old_v.as_ref() => continue,
+                Some((_, old)) => {
+                    olds.push(old.clone());
+                    idx.push((olds.len(), 0));
+                    delta.push(-1);
+                }
+                None => {}
+            }
+            idx.push((0, r));
+            delta.push(1);
+            st.latest.insert(key.as_ref().into(), (ver.as_ref().into(), b.slice(r, 1)));
+        }
+        let mut sources: Vec<&RecordBatch> = vec![b];
+        sources.extend(olds.iter());
+        let rows = arrow::compute::interleave_record_batch(&sources, &idx)?;
+        let mut cols = rows.columns().to_vec();
+        cols.push(Arc::new(arrow::array::Int8Array::from(delta)));
+        Ok(RecordBatch::try_new_with_options(
+            self.schema.clone(),
+            cols,
+            &arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(idx.len())),
+        )?)
+    }
 }
 
 /// The right side of a streaming join.
@@ -240,6 +319,7 @@ impl RowOp {
                 };
                 window::assign(&b, *time, *spec, schema)
             }
+            RowOp::KvChangelog(c) => c.apply(&b),
             RowOp::Join(j) => {
                 let probe = match &j.kv {
                     None => j
@@ -279,6 +359,7 @@ impl RowOp {
             RowOp::Window { spec, drop_late, .. } => {
                 format!("Window {spec}{}", if *drop_late { " (drops rows older than the watermark)" } else { "" })
             }
+            RowOp::KvChangelog(_) => "KvChangelog (retracts replaced versions, adds _tp_delta)".to_string(),
             RowOp::Join(j) => {
                 let keys: Vec<String> =
                     j.left_keys.iter().zip(&j.right_keys).map(|(l, r)| format!("{l} = {r}")).collect();
