@@ -20,9 +20,9 @@ pub(crate) const CREATE_SQL: &str = "create_sql";
 pub(crate) fn stream_def(cs: &CreateStream) -> Result<(StreamDef, Vec<String>)> {
     let name = object_name(&cs.name)?;
     let s = &cs.settings;
-    if !matches!(s.mode, StreamMode::Append | StreamMode::VersionedKv) {
+    if !matches!(s.mode, StreamMode::Append | StreamMode::VersionedKv | StreamMode::ChangelogKv) {
         return Err(Error::NotSupported(format!(
-            "stream mode '{}' (append and versioned_kv streams are supported so far)",
+            "stream mode '{}' (append, versioned_kv and changelog_kv streams are supported so far)",
             s.mode
         )));
     }
@@ -63,7 +63,8 @@ pub(crate) fn stream_def(cs: &CreateStream) -> Result<(StreamDef, Vec<String>)> 
     };
     def.ttl = cs.ttl.as_ref().map(|t| ttl(&t.expr)).transpose()?;
     def.settings = settings(s)?;
-    if s.mode == StreamMode::VersionedKv {
+    if matches!(s.mode, StreamMode::VersionedKv | StreamMode::ChangelogKv) {
+        def.settings.changelog = s.mode == StreamMode::ChangelogKv;
         for e in &cs.primary_key {
             let items: Vec<&Expr> = match e {
                 Expr::Tuple(items) => items.iter().collect(),

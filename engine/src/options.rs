@@ -94,6 +94,9 @@ pub struct StreamSettings {
     pub primary_key: Vec<String>,
     /// `versioned_kv`: the column deciding which row of a key wins (`None`: `_tp_time`).
     pub version_column: Option<String>,
+    /// `changelog_kv`: rows carry `_tp_delta` (+1 upsert, -1 delete); the latest row of a key
+    /// (by arrival) is its state, a key whose latest row is a delete is gone.
+    pub changelog: bool,
 }
 
 impl Default for StreamSettings {
@@ -113,6 +116,7 @@ impl Default for StreamSettings {
             event_time_column: None,
             primary_key: Vec::new(),
             version_column: None,
+            changelog: false,
         }
     }
 }
@@ -139,7 +143,7 @@ impl StreamSettings {
             m.insert("event_time_column".into(), c.clone());
         }
         if !self.primary_key.is_empty() {
-            m.insert("mode".into(), "versioned_kv".into());
+            m.insert("mode".into(), if self.changelog { "changelog_kv" } else { "versioned_kv" }.into());
             m.insert("primary_key".into(), self.primary_key.join(","));
         }
         if let Some(c) = &self.version_column {
@@ -148,14 +152,19 @@ impl StreamSettings {
         m
     }
 
-    /// Whether reads keep only the latest row per primary key (`mode = 'versioned_kv'`).
+    /// Whether reads keep only the latest row per primary key (`mode = 'versioned_kv'` or
+    /// `'changelog_kv'`).
     pub fn is_versioned_kv(&self) -> bool {
         !self.primary_key.is_empty()
     }
 
-    /// The column that orders the versions of a key.
+    /// The column that orders the versions of a key (`changelog_kv`: arrival).
     pub fn version_column(&self) -> &str {
-        self.version_column.as_deref().unwrap_or(crate::stream_def::TP_TIME)
+        match (&self.version_column, self.changelog) {
+            (Some(c), _) => c,
+            (None, true) => crate::stream_def::TP_SN,
+            (None, false) => crate::stream_def::TP_TIME,
+        }
     }
 
     /// Applies one `name = value` setting; an unknown name or a bad value is an error naming it.
@@ -213,10 +222,14 @@ impl StreamSettings {
                 self.event_time_column = (!v.is_empty()).then(|| v.to_string());
             }
             "mode" => match value.trim() {
-                "append" => self.primary_key.clear(),
+                "append" => {
+                    self.primary_key.clear();
+                    self.changelog = false;
+                }
                 // The key itself comes with `primary_key`.
-                "versioned_kv" => {}
-                _ => return Err(bad("expected append or versioned_kv")),
+                "versioned_kv" => self.changelog = false,
+                "changelog_kv" => self.changelog = true,
+                _ => return Err(bad("expected append, versioned_kv or changelog_kv")),
             },
             "primary_key" => {
                 self.primary_key = value.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()

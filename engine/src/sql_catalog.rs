@@ -130,8 +130,12 @@ impl Table for EngineTable {
             .columns
             .iter()
             .map(|c| c.field.name().clone())
-            .filter(|n| n != TP_TIME && n != TP_SN)
+            .filter(|n| n != TP_TIME && n != TP_SN && n != crate::stream_def::TP_DELTA)
             .collect()
+    }
+
+    fn changelog_delta(&self) -> bool {
+        self.snapshot.def().settings.changelog
     }
 
     fn versioned_key(&self) -> Option<(Vec<String>, String)> {
@@ -241,6 +245,9 @@ impl KvReader {
         need.extend(settings.primary_key.iter().cloned());
         need.push(settings.version_column().to_string());
         need.push(TP_SN.to_string());
+        if settings.changelog {
+            need.push(crate::stream_def::TP_DELTA.to_string());
+        }
         let mut seen = std::collections::HashSet::new();
         need.retain(|c| seen.insert(c.clone()));
         // No pushed-down filter: a filter must see only the latest version of each key.
@@ -251,6 +258,20 @@ impl KvReader {
             .map_err(to_sql_error)?
         else {
             return Ok(Vec::new());
+        };
+        // changelog_kv: a key whose latest row is a delete is gone.
+        let latest = if settings.changelog {
+            let d = latest
+                .column_by_name(crate::stream_def::TP_DELTA)
+                .ok_or_else(|| sluice_sql::Error::Internal { message: "no _tp_delta".into() })?;
+            let d = arrow::compute::cast(d, &DataType::Int8)
+                .map_err(|e| sluice_sql::Error::Internal { message: e.to_string() })?;
+            let keep = arrow::compute::kernels::cmp::gt(&d, &arrow::array::Int8Array::new_scalar(0))
+                .map_err(|e| sluice_sql::Error::Internal { message: e.to_string() })?;
+            arrow::compute::filter_record_batch(&latest, &keep)
+                .map_err(|e| sluice_sql::Error::Internal { message: e.to_string() })?
+        } else {
+            latest
         };
         let fields = columns
             .iter()

@@ -11,6 +11,8 @@ use crate::{Error, Result};
 
 /// Name of the stored event-time column every stream has.
 pub const TP_TIME: &str = "_tp_time";
+/// `changelog_kv` streams: +1 for an upsert, -1 for a delete.
+pub const TP_DELTA: &str = "_tp_delta";
 /// Name of the computed sequence-number column (the shard's WAL sequence number of the row).
 pub const TP_SN: &str = "_tp_sn";
 
@@ -178,6 +180,20 @@ impl StreamDef {
         for k in &self.settings.sharding_columns {
             if !seen.contains(k) {
                 return Err(Error::InvalidDefinition(format!("sharding column '{k}' is not a column")));
+            }
+        }
+        if self.settings.changelog {
+            match self.columns.iter().find(|c| c.field.name() == TP_DELTA) {
+                Some(c) if c.field.data_type() != &DataType::Int8 => {
+                    return Err(Error::InvalidDefinition(format!("'{TP_DELTA}' must be an int8 column")));
+                }
+                Some(_) => {}
+                None => {
+                    let mut c = ColumnDef::new(TP_DELTA, DataType::Int8, false);
+                    c.default = Some(Arc::new(arrow::array::Int8Array::from(vec![1i8])));
+                    self.columns.push(c);
+                    seen.insert(TP_DELTA.to_string());
+                }
             }
         }
         for k in &self.settings.primary_key {

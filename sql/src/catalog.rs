@@ -23,6 +23,10 @@ pub trait Table: Send + Sync + std::fmt::Debug {
     fn schema(&self) -> SchemaRef;
     /// The columns `SELECT *` expands to, in order (the engine leaves out `_tp_time`/`_tp_sn`).
     fn star_columns(&self) -> Vec<String>;
+    /// A `changelog_kv` stream: its rows carry `_tp_delta` (+1 upsert, -1 delete).
+    fn changelog_delta(&self) -> bool {
+        false
+    }
     /// For a `versioned_kv` stream: its primary key columns and version column.
     fn versioned_key(&self) -> Option<(Vec<String>, String)> {
         None

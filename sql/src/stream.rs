@@ -278,8 +278,12 @@ pub(crate) fn plan(q: &SluiceQuery, logical: LogicalPlan, memory_limit: Option<u
         && has_agg
         && start == SeekTo::Latest
     {
-        extra.extend(keys);
-        extra.push(version);
+        if table.changelog_delta() {
+            extra.push("_tp_delta".to_string());
+        } else {
+            extra.extend(keys);
+            extra.push(version);
+        }
     }
     if let Some(LogicalPlan::StreamScan { columns, .. }) = chain.first_mut() {
         for n in &extra {
@@ -507,7 +511,11 @@ fn build(
     let changes = start == SeekTo::Latest && chain_has_agg;
     let request = SubscribeRequest { columns: columns.iter().map(|(_, n)| n.clone()).collect(), start };
     let mut pre: Vec<RowOp> = Vec::new();
-    if changes && let Some((keys, version)) = table.versioned_key() {
+    // The column carrying +1/-1 for an aggregation over changing rows.
+    let mut delta_id = None;
+    if changes && table.changelog_delta() {
+        delta_id = columns.iter().find(|(_, n)| n == "_tp_delta").map(|(c, _)| c.id);
+    } else if changes && let Some((keys, version)) = table.versioned_key() {
         let pos = |n: &String| {
             request
                 .columns
@@ -518,6 +526,7 @@ fn build(
         let key_idx = keys.iter().map(pos).collect::<Result<Vec<_>>>()?;
         let ver_idx = pos(&version)?;
         cols.push(ColumnInfo { id: DELTA_ID, name: "_tp_delta".into(), ty: DataType::Int8, nullable: false });
+        delta_id = Some(DELTA_ID);
         pre.push(RowOp::KvChangelog(Arc::new(ops::KvChangelog::new(key_idx, ver_idx, schema_of(&cols)))));
     }
     let mut post: Vec<PostOp> = Vec::new();
@@ -552,8 +561,8 @@ fn build(
                 let mut exprs = exprs;
                 // A changing input keeps its `_tp_delta` up to the aggregation.
                 if agg.is_none()
-                    && let Some(d) = cols.iter().find(|c| c.id == DELTA_ID)
-                    && !exprs.iter().any(|(_, c)| c.id == DELTA_ID)
+                    && let Some(d) = cols.iter().find(|c| Some(c.id) == delta_id)
+                    && !exprs.iter().any(|(_, c)| Some(c.id) == delta_id)
                 {
                     exprs.push((d.expr(), d.clone()));
                 }
@@ -642,7 +651,7 @@ fn build(
                         Ok(a)
                     })
                     .collect::<Result<Vec<_>>>()?;
-                let delta = cols.iter().position(|c| c.id == DELTA_ID);
+                let delta = cols.iter().position(|c| Some(c.id) == delta_id);
                 let spec = match delta {
                     Some(_) if wkey.is_some() => {
                         return Err(not_streaming(
