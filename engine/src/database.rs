@@ -192,7 +192,7 @@ impl Database {
     /// A database on a simulated in-memory file system: for tests and examples. Nothing
     /// survives the process.
     pub fn in_memory() -> Database {
-        let fs = SimFs::new(0);
+        let fs = SimFs::new(0).with_wall_clock();
         Database::open("/sluice", Options::default().fs(fs.shared())).expect("an in-memory database always opens")
     }
 

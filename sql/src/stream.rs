@@ -58,7 +58,15 @@ pub const DEFAULT_GLOBAL_PERIOD: Duration = Duration::from_secs(2);
 #[derive(Debug, Clone)]
 enum PostOp {
     Row(RowOp),
-    Sort { keys: Vec<PhysSortKey>, fetch: Option<usize> },
+    Sort {
+        keys: Vec<PhysSortKey>,
+        fetch: Option<usize>,
+    },
+    /// LIMIT of a subquery: the first rows of each emission.
+    Limit {
+        skip: usize,
+        fetch: Option<usize>,
+    },
 }
 
 /// When and what a streaming aggregate emits.
@@ -155,6 +163,7 @@ impl StreamPlan {
             lines.push(match p {
                 PostOp::Row(r) => format!("{} (per emission)", r.describe()),
                 PostOp::Sort { fetch, .. } => format!("Sort per emission fetch={fetch:?}"),
+                PostOp::Limit { skip, fetch } => format!("Limit per emission offset={skip} fetch={fetch:?}"),
             });
         }
         if let Some(a) = &self.agg {
@@ -535,15 +544,43 @@ fn build(
     let mut skip = 0;
     let mut fetch = None;
     let mut limited = false;
-    for node in it {
+    let rest: Vec<LogicalPlan> = it.collect();
+    let last = rest.len().saturating_sub(1);
+    for (pos, node) in rest.into_iter().enumerate() {
         if limited {
             return Err(not_streaming("LIMIT inside a streaming subquery"));
         }
         let row_op = match node {
+            // A LIMIT inside a subquery over an aggregation: top rows of each emission.
+            LogicalPlan::Limit { skip: s, fetch: f, .. } if pos < last && agg.is_some() => {
+                post.push(PostOp::Limit { skip: s, fetch: f });
+                None
+            }
             LogicalPlan::Filter { predicate, .. } => {
-                let pred = to_phys(&predicate, &cols)?;
-                let keep: Vec<usize> = (0..cols.len()).collect();
-                Some(RowOp::Filter { pred, keep, schema: schema_of(&cols) })
+                // WHERE runs before the window when it does not look at the window columns:
+                // rows it drops must not move the watermark.
+                let mut used = Vec::new();
+                predicate.columns(&mut used);
+                let before_window = agg.is_none()
+                    && window.as_ref().is_some_and(|w| {
+                        w.op + 1 == pre.len()
+                            && !used.iter().any(|id| w.start_ids.contains(id) || w.end_ids.contains(id))
+                    });
+                if before_window {
+                    let input = &cols[..cols.len() - 2];
+                    let pred = to_phys(&predicate, input)?;
+                    let keep: Vec<usize> = (0..input.len()).collect();
+                    let at = window.as_ref().map(|w| w.op).expect("window");
+                    pre.insert(at, RowOp::Filter { pred, keep, schema: schema_of(input) });
+                    if let Some(w) = window.as_mut() {
+                        w.op += 1;
+                    }
+                    None
+                } else {
+                    let pred = to_phys(&predicate, &cols)?;
+                    let keep: Vec<usize> = (0..cols.len()).collect();
+                    Some(RowOp::Filter { pred, keep, schema: schema_of(&cols) })
+                }
             }
             LogicalPlan::Project { exprs, .. } => {
                 if let Some(w) = window.as_mut() {
@@ -810,7 +847,9 @@ fn policy(emit: Option<&Emit>, agg: Option<&AggPlan>, window: Option<&WindowFact
     let delay = match (&e.delay, window) {
         (Some(d), Some(w)) => {
             let nanos = d.as_nanos().filter(|n| *n >= 0).ok_or_else(|| bind("the watermark delay must be fixed"))?;
-            i64::try_from(nanos / w.unit_nanos).map_err(|_| bind("the watermark delay is too large"))?
+            // Whole ticks of the time column, rounded up: a delay never shrinks.
+            i64::try_from((nanos + w.unit_nanos - 1) / w.unit_nanos)
+                .map_err(|_| bind("the watermark delay is too large"))?
         }
         _ => 0,
     };
@@ -959,6 +998,8 @@ impl StreamingQuery {
         if q.partition.is_none() {
             q.substream(Box::from(&[][..]))?;
         }
+        // LIMIT 0: nothing to wait for.
+        q.done = q.plan.fetch == Some(0);
         Ok(q)
     }
 
@@ -1251,6 +1292,11 @@ impl StreamingQuery {
                     b = match op {
                         PostOp::Row(r) => r.apply(b, &mut no_watermark)?,
                         PostOp::Sort { keys, fetch } => sort_batch(&b, keys, *fetch)?,
+                        PostOp::Limit { skip, fetch } => {
+                            let from = (*skip).min(b.num_rows());
+                            let len = fetch.unwrap_or(usize::MAX).min(b.num_rows() - from);
+                            b.slice(from, len)
+                        }
                     };
                 }
                 if self.plan.policy.changelog {

@@ -67,6 +67,8 @@ struct State {
     writes: u64,
     syncs: u64,
     clock_ms: u64,
+    /// `now_ms` follows the real clock (an in-memory database for users, not a test).
+    wall_clock: bool,
     rng: Rng,
 }
 
@@ -215,6 +217,7 @@ impl SimFs {
                 writes: 0,
                 syncs: 0,
                 clock_ms: 1_700_000_000_000,
+                wall_clock: false,
                 rng: Rng::new(seed),
             })),
         }
@@ -305,6 +308,12 @@ impl SimFs {
     /// Number of file syncs so far.
     pub fn syncs(&self) -> u64 {
         self.state.lock().syncs
+    }
+
+    /// Makes `now_ms` the real wall clock (for `Database::in_memory`: ingest times are real).
+    pub fn with_wall_clock(self) -> Self {
+        self.state.lock().wall_clock = true;
+        self
     }
 
     /// Moves the simulated clock forward.
@@ -569,7 +578,13 @@ impl FileSystem for SimFs {
     }
 
     fn now_ms(&self) -> u64 {
-        self.state.lock().clock_ms
+        let st = self.state.lock();
+        if st.wall_clock {
+            return std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(st.clock_ms, |d| d.as_millis() as u64);
+        }
+        st.clock_ms
     }
 }
 
