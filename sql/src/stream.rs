@@ -328,8 +328,15 @@ fn streaming_left(node: LogicalPlan) -> Result<LogicalPlan> {
             if kv && matches!(kind, JoinKind::Inner | JoinKind::Left) {
                 return Ok(LogicalPlan::Join { left, right, kind, on, filter, out });
             }
+            // Two streams: an INNER equi-join bounded in time by date_diff_within.
+            let plain = matches!(right.as_ref(), LogicalPlan::StreamScan { .. });
+            let bounded = filter.as_ref().is_some_and(|f| find_within(f).is_some());
+            if plain && bounded && kind == JoinKind::Inner && !on.is_empty() {
+                return Ok(LogicalPlan::Join { left, right, kind, on, filter, out });
+            }
             Err(not_streaming(
-                "joins of two streams (stream-to-stream joins); a versioned_kv stream may be the right side of an INNER or LEFT join",
+                "this join of two streams: join a stream with a stream as INNER JOIN ... ON equal keys AND date_diff_within(interval); \
+                 a versioned_kv stream may be the right side of an INNER or LEFT join",
             ))
         }
         (false, false) => Err(Error::Internal { message: "a join without a stream in a streaming plan".into() }),
@@ -356,6 +363,42 @@ fn streaming_left(node: LogicalPlan) -> Result<LogicalPlan> {
             Ok(LogicalPlan::Join { left: right, right: left, kind, on, filter, out })
         }
     }
+}
+
+/// The two times of a `date_diff_within` bound as expressions over the left and the right
+/// input (either argument may name either side).
+fn split_times(
+    within: &Option<(i64, BExpr, BExpr)>,
+    left: &[ColumnInfo],
+    right: &[ColumnInfo],
+) -> Result<(BExpr, BExpr)> {
+    let Some((_, a, b)) = within else { return Err(Error::Internal { message: "no time bound".into() }) };
+    let over = |e: &BExpr, cols: &[ColumnInfo]| {
+        let mut ids = Vec::new();
+        e.columns(&mut ids);
+        !ids.is_empty() && ids.iter().all(|id| cols.iter().any(|c| c.id == *id))
+    };
+    let (l, r) = if over(a, left) && over(b, right) {
+        (a, b)
+    } else if over(b, left) && over(a, right) {
+        (b, a)
+    } else {
+        return Err(Error::Bind {
+            message: "date_diff_within needs one time of each joined stream".into(),
+            span: None,
+        });
+    };
+    Ok((to_phys(l, left)?, to_phys(r, right)?))
+}
+
+/// The `date_diff_within` conjunct of a join condition: (range in ms, left time, right time).
+fn find_within(filter: &BExpr) -> Option<(i64, BExpr, BExpr)> {
+    filter.clone().conjuncts().into_iter().find_map(|c| match c {
+        BExpr::Call { func, args, .. } if func.name.as_ref() == "date_diff_within" && args.len() == 2 => {
+            func.params.first().and_then(|p| p.as_i64()).map(|ms| (ms, args[0].clone(), args[1].clone()))
+        }
+        _ => None,
+    })
 }
 
 fn not_streaming(what: &str) -> Error {
@@ -747,15 +790,29 @@ fn build(
                     .chain(rcols.iter())
                     .map(|c| out.iter().find(|o| o.id == c.id).cloned().unwrap_or_else(|| c.clone()))
                     .collect();
+                let within = filter.as_ref().and_then(find_within);
                 let filter = filter.as_ref().map(|f| to_phys(f, &all)).transpose()?;
                 let right_schema = schema_of(&rcols);
                 let right = match *right {
                     LogicalPlan::StreamScan { table, columns } => {
-                        let (keys, version) = table
-                            .versioned_key()
-                            .ok_or_else(|| Error::Internal { message: "streaming right side is not kv".into() })?;
-                        let columns = columns.iter().map(|(_, n)| n.clone()).collect();
-                        JoinRight::Kv { table, columns, keys, version }
+                        let names: Vec<String> = columns.iter().map(|(_, n)| n.clone()).collect();
+                        match (table.versioned_key(), &within) {
+                            (Some((keys, version)), _) => JoinRight::Kv { table, columns: names, keys, version },
+                            (None, Some((range_ms, _, _))) => {
+                                // The time bound's two sides, over each input alone.
+                                let (lt, rt) = split_times(&within, &cols, &rcols)?;
+                                JoinRight::Stream {
+                                    table,
+                                    columns: names,
+                                    range_ms: *range_ms,
+                                    left_time: lt,
+                                    right_time: rt,
+                                }
+                            }
+                            (None, None) => {
+                                return Err(Error::Internal { message: "stream join without a time bound".into() });
+                            }
+                        }
                     }
                     bounded => JoinRight::Snapshot(crate::plan::physical_plan(bounded)?),
                 };
@@ -764,6 +821,7 @@ fn build(
                     right,
                     right_schema,
                     kv: None,
+                    stream: None,
                     right_keys,
                     left_keys,
                     filter,
@@ -1132,6 +1190,10 @@ impl StreamingQuery {
             for op in &self.plan.pre {
                 op.poll_side_inputs()?;
             }
+            self.run_pending()?;
+            if !self.out.is_empty() {
+                continue;
+            }
             self.before = self.source.positions();
             match self.source.next_timeout(wait)? {
                 Some(b) => {
@@ -1189,6 +1251,21 @@ impl StreamingQuery {
             fired = true;
         }
         Ok(fired)
+    }
+
+    /// Rows produced by side inputs (a stream join's right side) go through the operators
+    /// after the one that produced them.
+    fn run_pending(&mut self) -> Result<()> {
+        for i in 0..self.plan.pre.len() {
+            for b in self.plan.pre[i].take_pending()? {
+                let mut b = b;
+                for op in &self.plan.pre[i + 1..] {
+                    b = op.apply(b, &mut self.subs[0].wm)?;
+                }
+                self.process_rows(0, b)?;
+            }
+        }
+        Ok(())
     }
 
     /// The per-batch operators; with `skip_errors`, failing rows are found by halving the

@@ -654,3 +654,33 @@ fn changelog_kv_streams_apply_deletes() {
     let e = db.execute("CREATE STREAM bad (k string, _tp_delta string) PRIMARY KEY k SETTINGS mode = 'changelog_kv'");
     assert!(e.expect_err("type").to_string().contains("int8"));
 }
+
+#[test]
+fn stream_to_stream_join_within_a_time_range() {
+    let db = Database::in_memory();
+    exec(&db, "CREATE STREAM imp (ad int64, ts datetime64(3, 'UTC'))");
+    exec(&db, "CREATE STREAM clk (ad int64, ts datetime64(3, 'UTC'))");
+    let t = Tail::start(
+        &db,
+        "SELECT i.ad, c.ts FROM imp AS i JOIN clk AS c ON i.ad = c.ad AND date_diff_within(10s, i.ts, c.ts)",
+    );
+    exec(&db, "INSERT INTO imp (ad, ts) VALUES (1, '2024-01-01 00:00:00'), (2, '2024-01-01 00:00:01')");
+    db.sync(WAIT).expect("sync");
+    // A click within 10 s of its impression matches (it arrives after it: right-side arrival).
+    exec(&db, "INSERT INTO clk (ad, ts) VALUES (1, '2024-01-01 00:00:05'), (2, '2024-01-01 00:00:30')");
+    db.sync(WAIT).expect("sync");
+    assert_eq!(t.drain(), vec![row(&["1", "2024-01-01 00:00:05.000"])]);
+    // An impression after its click (left-side arrival), within range.
+    exec(&db, "INSERT INTO imp (ad, ts) VALUES (2, '2024-01-01 00:00:25')");
+    db.sync(WAIT).expect("sync");
+    assert_eq!(t.drain(), vec![row(&["2", "2024-01-01 00:00:30.000"])]);
+    // Historical joins understand date_diff_within too.
+    let n = db
+        .query("SELECT count() FROM table(imp) AS i JOIN table(clk) AS c ON i.ad = c.ad AND date_diff_within(10s, i.ts, c.ts)")
+        .expect("historical")
+        .concat()
+        .expect("rows");
+    assert_eq!(sluice::text::format_value(n.column(0), 0).as_deref(), Some("2"));
+    let e = db.query("SELECT * FROM imp AS i JOIN clk AS c ON i.ad = c.ad").map(|_| ()).expect_err("unbounded");
+    assert!(e.to_string().contains("date_diff_within"), "{e}");
+}

@@ -341,6 +341,15 @@ impl Binder<'_> {
             ast::JoinConstraint::None => {}
             ast::JoinConstraint::On(e) => {
                 let ctx = ExprCtx { scope: &scope, aliases: None, aggs: None, clause: "JOIN ON" };
+                // `date_diff_within(i [, left_time, right_time])`: the time bound of a join of two streams.
+                let (e, within) = split_within(e);
+                for w in within {
+                    rest.push(self.bind_within(&w, &ls, &rs, &ctx)?);
+                }
+                let Some(e) = e else {
+                    return self.finish_join(lp, rp, kind, on, rest, scope);
+                };
+                let e = &e;
                 let cond = compare::to_bool(self.bind_expr(e, &ctx)?).map_err(|err| with_span(err, span_of(e)))?;
                 for c in cond.conjuncts() {
                     match self.equi_key(&c, &lids)? {
@@ -375,6 +384,55 @@ impl Binder<'_> {
                 return Err(Error::NotImplemented { feature: "NATURAL JOIN".into(), location: None });
             }
         }
+        self.finish_join(lp, rp, kind, on, rest, scope)
+    }
+
+    /// `date_diff_within(interval [, left_time, right_time])` as a bound condition: the two
+    /// times (default: each side's `_tp_time`) at most `interval` apart. Carries the interval
+    /// in milliseconds as its parameter (a streaming join bounds its buffers with it).
+    fn bind_within(&mut self, call: &ast::Function, ls: &Scope, rs: &Scope, ctx: &ExprCtx<'_>) -> Result<BExpr> {
+        let bad = |m: &str| Error::Bind {
+            message: format!("date_diff_within(interval [, left_time, right_time]): {m}"),
+            span: None,
+        };
+        let args: Vec<&Expr> = match &call.args {
+            ast::FunctionArguments::List(l) => l
+                .args
+                .iter()
+                .map(|a| match a {
+                    ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) => Ok(e),
+                    _ => Err(bad("unexpected argument")),
+                })
+                .collect::<Result<_>>()?,
+            _ => return Err(bad("missing arguments")),
+        };
+        if args.len() != 1 && args.len() != 3 {
+            return Err(bad("takes one or three arguments"));
+        }
+        let iv = crate::interval::IntervalLiteral::from_expr(args[0])
+            .map_err(|_| bad("the first argument is an interval like 10s"))?;
+        let ms = iv.as_nanos().filter(|n| *n >= 0).ok_or_else(|| bad("the interval must be fixed and not negative"))?
+            / 1_000_000;
+        let (l, r) = if args.len() == 3 {
+            (self.bind_expr(args[1], ctx)?, self.bind_expr(args[2], ctx)?)
+        } else {
+            let l = ls.resolve(None, "_tp_time", None)?.ok_or_else(|| bad("the left side has no _tp_time"))?;
+            let r = rs.resolve(None, "_tp_time", None)?.ok_or_else(|| bad("the right side has no _tp_time"))?;
+            (l.expr(), r.expr())
+        };
+        crate::functions::datetime::within(ms as i64, l, r)
+    }
+
+    fn finish_join(
+        &mut self,
+        lp: LogicalPlan,
+        rp: LogicalPlan,
+        kind: JoinKind,
+        on: Vec<(BExpr, BExpr)>,
+        mut rest: Vec<BExpr>,
+        mut scope: Scope,
+    ) -> Result<(LogicalPlan, Scope)> {
+        let lids: Vec<usize> = lp.output().iter().map(|c| c.id).collect();
         let kind = if kind == JoinKind::Cross && !(on.is_empty() && rest.is_empty()) { JoinKind::Inner } else { kind };
         let filter = match rest.len() {
             0 => None,
@@ -450,4 +508,30 @@ impl Binder<'_> {
             _ => None,
         })
     }
+}
+
+/// Splits the `date_diff_within(...)` conjuncts out of a JOIN ON condition.
+fn split_within(e: &Expr) -> (Option<Expr>, Vec<ast::Function>) {
+    fn walk(e: &Expr, rest: &mut Vec<Expr>, within: &mut Vec<ast::Function>) {
+        match e {
+            Expr::BinaryOp { left, op: ast::BinaryOperator::And, right } => {
+                walk(left, rest, within);
+                walk(right, rest, within);
+            }
+            Expr::Nested(inner) => walk(inner, rest, within),
+            Expr::Function(f) if f.name.to_string().eq_ignore_ascii_case("date_diff_within") => within.push(f.clone()),
+            other => rest.push(other.clone()),
+        }
+    }
+    let (mut rest, mut within) = (Vec::new(), Vec::new());
+    walk(e, &mut rest, &mut within);
+    if within.is_empty() {
+        return (Some(e.clone()), within);
+    }
+    let joined = rest.into_iter().reduce(|a, b| Expr::BinaryOp {
+        left: Box::new(a),
+        op: ast::BinaryOperator::And,
+        right: Box::new(b),
+    });
+    (joined, within)
 }

@@ -525,3 +525,34 @@ impl From<std::convert::Infallible> for Error {
         match e {}
     }
 }
+
+/// `a` and `b` (timestamps of any precision) at most `range_ms` apart: the condition of
+/// `date_diff_within`. The range is the function's parameter.
+pub(crate) fn within(range_ms: i64, a: BExpr, b: BExpr) -> Result<BExpr> {
+    let unit = |e: &BExpr| match value_type(&e.data_type()) {
+        DataType::Timestamp(u, _) => Ok(*u),
+        other => Err(Error::Bind {
+            message: format!("date_diff_within compares times, not {}", type_name(other)),
+            span: None,
+        }),
+    };
+    let (ua, ub) = (unit(&a)?, unit(&b)?);
+    let nullable = a.nullable() || b.nullable();
+    let (ta, tb) = (ticks_per_second(ua), ticks_per_second(ub));
+    let f = ScalarFn::new("date_diff_within", move |args, rows| {
+        let x = timestamp_ticks(&args[0].clone().into_array(rows)?)?;
+        let y = timestamp_ticks(&args[1].clone().into_array(rows)?)?;
+        let ms = |t: i64, tps: i64| (t as i128) * 1000 / tps as i128;
+        let out: arrow::array::BooleanArray = x
+            .iter()
+            .zip(y.iter())
+            .map(|(x, y)| match (x, y) {
+                (Some(x), Some(y)) => Some((ms(x, ta) - ms(y, tb)).abs() <= range_ms as i128),
+                _ => None,
+            })
+            .collect();
+        Ok(Value::Array(Arc::new(out)))
+    })
+    .with_params(vec![ScalarValue::Int64(range_ms)]);
+    make_call(f, vec![a, b], DataType::Boolean, nullable)
+}

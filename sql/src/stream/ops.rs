@@ -121,6 +121,43 @@ pub(crate) enum JoinRight {
     Snapshot(Arc<dyn ExecNode>),
     /// A `versioned_kv` stream: its latest row per key, kept current while the query runs.
     Kv { table: Arc<dyn Table>, columns: Vec<String>, keys: Vec<String>, version: String },
+    /// Another stream, joined on rows whose times are at most `range_ms` apart
+    /// (`date_diff_within`): both sides are buffered for that long.
+    Stream { table: Arc<dyn Table>, columns: Vec<String>, range_ms: i64, left_time: BExpr, right_time: BExpr },
+}
+
+/// Both sides of a stream-to-stream join, buffered within the time range.
+pub(crate) struct StreamJoinState {
+    source: Box<dyn StreamSource>,
+    left: Vec<RecordBatch>,
+    right: Vec<RecordBatch>,
+    left_max: Option<i64>,
+    right_max: Option<i64>,
+    /// Joined rows produced by right-side arrivals, not handed on yet.
+    pending: Vec<RecordBatch>,
+    reservation: crate::context::MemoryReservation,
+}
+
+impl std::fmt::Debug for StreamJoinState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamJoinState").field("left", &self.left.len()).field("right", &self.right.len()).finish()
+    }
+}
+
+/// Milliseconds since the epoch of a time expression's values.
+fn times_ms(e: &BExpr, b: &RecordBatch) -> Result<Int64Array> {
+    let a = e.eval_array(b)?;
+    let a = arrow::compute::cast(
+        &a,
+        &arrow::datatypes::DataType::Timestamp(arrow::datatypes::TimeUnit::Millisecond, None),
+    )?;
+    Ok(arrow::compute::cast(&a, &arrow::datatypes::DataType::Int64)?
+        .as_primitive::<arrow::datatypes::Int64Type>()
+        .clone())
+}
+
+fn max_of(t: &Int64Array) -> Option<i64> {
+    arrow::compute::max(t)
 }
 
 /// The latest row of one key: (version in row encoding, arrival number, the row).
@@ -181,6 +218,8 @@ pub(crate) struct JoinOp {
     pub right_schema: SchemaRef,
     /// A kv right side, once started.
     pub kv: Option<Arc<Mutex<KvSide>>>,
+    /// A stream right side, once started.
+    pub stream: Option<Arc<Mutex<StreamJoinState>>>,
     pub right_keys: Vec<BExpr>,
     pub left_keys: Vec<BExpr>,
     pub filter: Option<BExpr>,
@@ -190,6 +229,116 @@ pub(crate) struct JoinOp {
 }
 
 impl JoinOp {
+    fn stream_state(&self) -> Result<std::sync::MutexGuard<'_, StreamJoinState>> {
+        self.stream
+            .as_ref()
+            .ok_or_else(|| Error::Internal { message: "stream join not prepared".into() })?
+            .lock()
+            .map_err(|_| Error::Internal { message: "stream join state poisoned".into() })
+    }
+
+    fn times(&self) -> (i64, &BExpr, &BExpr) {
+        match &self.right {
+            JoinRight::Stream { range_ms, left_time, right_time, .. } => (*range_ms, left_time, right_time),
+            _ => unreachable!("a stream join"),
+        }
+    }
+
+    /// Takes in the right side's new rows (at most `limit` batches): each is joined with the
+    /// buffered left rows (the results wait in `pending`), then buffered itself.
+    fn stream_drain(&self, limit: usize) -> Result<()> {
+        let (_, _, right_time) = self.times();
+        let mut st = self.stream_state()?;
+        let mut taken = 0;
+        while taken < limit
+            && let Some(r) = st.source.next_timeout(std::time::Duration::ZERO)?
+        {
+            taken += 1;
+            if r.num_rows() == 0 {
+                continue;
+            }
+            if !st.left.is_empty() {
+                let left = arrow::compute::concat_batches(&st.left[0].schema(), &st.left)?;
+                let probe = Probe::streaming(
+                    r.clone(),
+                    &self.right_keys,
+                    self.left_keys.clone(),
+                    self.filter.clone(),
+                    self.kind,
+                    self.schema.clone(),
+                )?;
+                let out = probe.run(&left, None)?;
+                st.pending.extend(out.into_iter().filter(|b| b.num_rows() > 0));
+            }
+            let t = times_ms(right_time, &r)?;
+            st.right_max = st.right_max.max(max_of(&t));
+            st.right.push(r);
+        }
+        self.evict(&mut st)
+    }
+
+    /// Joined rows from right-side arrivals so far.
+    fn stream_right_arrivals(&self) -> Result<Vec<RecordBatch>> {
+        self.stream_drain(usize::MAX)?;
+        Ok(std::mem::take(&mut self.stream_state()?.pending))
+    }
+
+    /// Joins a left batch with the buffered right rows, then buffers it.
+    fn stream_left(&self, b: &RecordBatch) -> Result<Vec<RecordBatch>> {
+        let (_, left_time, _) = self.times();
+        let mut st = self.stream_state()?;
+        let mut out = Vec::new();
+        if !st.right.is_empty() && b.num_rows() > 0 {
+            let right = arrow::compute::concat_batches(&st.right[0].schema(), &st.right)?;
+            let probe = Probe::streaming(
+                right,
+                &self.right_keys,
+                self.left_keys.clone(),
+                self.filter.clone(),
+                self.kind,
+                self.schema.clone(),
+            )?;
+            out = probe.run(b, None)?.into_iter().filter(|b| b.num_rows() > 0).collect();
+        }
+        if b.num_rows() > 0 {
+            let t = times_ms(left_time, b)?;
+            st.left_max = st.left_max.max(max_of(&t));
+            st.left.push(b.clone());
+        }
+        self.evict(&mut st)?;
+        Ok(out)
+    }
+
+    /// Drops buffered rows that no future row can match (older than the slower side's latest
+    /// time minus the range) and charges the rest to the query's memory limit.
+    fn evict(&self, st: &mut StreamJoinState) -> Result<()> {
+        let (range, left_time, right_time) = self.times();
+        if let (Some(l), Some(r)) = (st.left_max, st.right_max) {
+            let bound = l.min(r).saturating_sub(range);
+            let keep = |bufs: &mut Vec<RecordBatch>, e: &BExpr| -> Result<()> {
+                let mut kept = Vec::with_capacity(bufs.len());
+                for b in bufs.drain(..) {
+                    let t = times_ms(e, &b)?;
+                    if max_of(&t).is_some_and(|m| m < bound) {
+                        continue;
+                    }
+                    let mask = arrow::compute::kernels::cmp::gt_eq(&t, &Int64Array::new_scalar(bound))?;
+                    let b = if mask.true_count() == b.num_rows() { b } else { filter_record_batch(&b, &mask)? };
+                    if b.num_rows() > 0 {
+                        kept.push(b);
+                    }
+                }
+                *bufs = kept;
+                Ok(())
+            };
+            keep(&mut st.left, left_time)?;
+            keep(&mut st.right, right_time)?;
+        }
+        let bytes: usize =
+            st.left.iter().chain(st.right.iter()).chain(st.pending.iter()).map(|b| b.get_array_memory_size()).sum();
+        st.reservation.resize(bytes)
+    }
+
     /// The probe over the kv side's current rows (rebuilt when they changed).
     fn kv_probe(&self, kv: &Mutex<KvSide>) -> Result<Arc<Probe>> {
         let mut side = kv.lock().map_err(|_| Error::Internal { message: "kv join state poisoned".into() })?;
@@ -228,12 +377,26 @@ impl RowOp {
     /// Takes in side inputs that arrived (the right side of a kv join) without waiting, so
     /// their progress is seen even while the main stream is idle.
     pub(crate) fn poll_side_inputs(&self) -> Result<()> {
-        if let RowOp::Join(j) = self
-            && let Some(kv) = &j.kv
-        {
-            kv.lock().map_err(|_| Error::Internal { message: "kv join state poisoned".into() })?.drain()?;
+        if let RowOp::Join(j) = self {
+            if let Some(kv) = &j.kv {
+                kv.lock().map_err(|_| Error::Internal { message: "kv join state poisoned".into() })?.drain()?;
+            }
+            // One batch at a time: the source reports a batch as processed when asked for
+            // the next, which then happens only after its joined rows were handed on.
+            if j.stream.is_some() {
+                j.stream_drain(1)?;
+            }
         }
         Ok(())
+    }
+
+    /// Rows this operator produced from a side input (a stream join's right side) that the
+    /// rest of the pipeline has not seen yet.
+    pub(crate) fn take_pending(&self) -> Result<Vec<RecordBatch>> {
+        match self {
+            RowOp::Join(j) if j.stream.is_some() => Ok(std::mem::take(&mut j.stream_state()?.pending)),
+            _ => Ok(Vec::new()),
+        }
     }
 
     /// Work done once when a query starts: reads the right side of a join.
@@ -241,6 +404,20 @@ impl RowOp {
         if let RowOp::Join(j) = self {
             let node = match &j.right {
                 JoinRight::Snapshot(node) => node.clone(),
+                JoinRight::Stream { table, columns, .. } => {
+                    let source =
+                        table.subscribe(&SubscribeRequest { columns: columns.clone(), start: SeekTo::Latest })?;
+                    j.stream = Some(Arc::new(Mutex::new(StreamJoinState {
+                        source,
+                        left: Vec::new(),
+                        right: Vec::new(),
+                        left_max: None,
+                        right_max: None,
+                        pending: Vec::new(),
+                        reservation: ctx.reservation("stream-to-stream JOIN buffers"),
+                    })));
+                    return Ok(());
+                }
                 JoinRight::Kv { table, columns, keys, version } => {
                     let mut all = columns.clone();
                     for c in keys.iter().chain(std::iter::once(version)) {
@@ -320,6 +497,15 @@ impl RowOp {
                 window::assign(&b, *time, *spec, schema)
             }
             RowOp::KvChangelog(c) => c.apply(&b),
+            RowOp::Join(j) if j.stream.is_some() => {
+                let mut out = j.stream_right_arrivals()?;
+                out.extend(j.stream_left(&b)?);
+                match out.len() {
+                    0 => Ok(RecordBatch::new_empty(j.schema.clone())),
+                    1 => Ok(out.into_iter().next().expect("one batch")),
+                    _ => Ok(arrow::compute::concat_batches(&out[0].schema(), &out)?),
+                }
+            }
             RowOp::Join(j) => {
                 let probe = match &j.kv {
                     None => j
@@ -364,6 +550,12 @@ impl RowOp {
                 let keys: Vec<String> =
                     j.left_keys.iter().zip(&j.right_keys).map(|(l, r)| format!("{l} = {r}")).collect();
                 match &j.right {
+                    JoinRight::Stream { table, range_ms, .. } => format!(
+                        "StreamStreamJoin {:?} on [{}] within {range_ms} ms of {} (both sides buffered)",
+                        j.kind,
+                        keys.join(", "),
+                        table.name()
+                    ),
                     JoinRight::Snapshot(_) => {
                         format!("StreamTableJoin {:?} on [{}] (right side read at start)", j.kind, keys.join(", "))
                     }
