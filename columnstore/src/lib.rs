@@ -121,7 +121,7 @@ mod testutil;
 pub use error::{Error, Result};
 pub use handle::{PartHandle, PartSet};
 pub use manifest::{Edit, MANIFEST_FILE, Manifest, ManifestOptions, ManifestState, PARTS_DIR, RecoveryReport};
-pub use merger::{MergeOptions, merge_parts};
+pub use merger::{Dedup, MergeOptions, merge_parts};
 pub use options::{Compression, Projection, ReadBackend, ScanOptions, WriterOptions};
 pub use part_info::{ColumnStats, PartId, PartInfo, SeqRange, TimeRange};
 pub use policy::{MergePolicy, expired_parts, pick_merge};

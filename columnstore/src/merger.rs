@@ -7,6 +7,7 @@
 //! search and copied with `interleave`, so there is no per-row allocation. Ties keep the order of
 //! the inputs (older first).
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -33,11 +34,26 @@ pub struct MergeOptions {
     pub read_batch_rows: usize,
     /// Rows per batch handed to the writer. Default 64 Ki.
     pub output_batch_rows: usize,
+    /// Keep only the latest row per key among the merged rows (versioned key-value data).
+    pub dedup: Option<Dedup>,
+}
+
+/// Which row of a key survives a merge: the greatest `version`, on a tie the greatest `seq`
+/// (the later arrival). Rows of older parts outside the merge are not looked at, so a row is
+/// only dropped when a newer row of its key is in the merge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dedup {
+    /// Key columns.
+    pub keys: Vec<String>,
+    /// Version column.
+    pub version: String,
+    /// Arrival order column (an integer sequence number).
+    pub seq: String,
 }
 
 impl Default for MergeOptions {
     fn default() -> Self {
-        MergeOptions { ttl_cutoff_ms: None, read_batch_rows: 8 * 1024, output_batch_rows: 64 * 1024 }
+        MergeOptions { ttl_cutoff_ms: None, read_batch_rows: 8 * 1024, output_batch_rows: 64 * 1024, dedup: None }
     }
 }
 
@@ -45,6 +61,12 @@ impl MergeOptions {
     /// Sets [`MergeOptions::ttl_cutoff_ms`].
     pub fn ttl_cutoff_ms(mut self, cutoff: Option<i64>) -> Self {
         self.ttl_cutoff_ms = cutoff;
+        self
+    }
+
+    /// Sets [`MergeOptions::dedup`].
+    pub fn dedup(mut self, dedup: Option<Dedup>) -> Self {
+        self.dedup = dedup;
         self
     }
 
@@ -71,11 +93,95 @@ struct Cursor {
     slot: usize,
 }
 
+/// The winning (version, seq) per key of a deduplicating merge.
+struct Winners {
+    key_idx: Vec<usize>,
+    ver_idx: usize,
+    seq_idx: usize,
+    key_conv: RowConverter,
+    ver_conv: RowConverter,
+    /// Per key (row encoding): the winning version (row encoding) and seq.
+    best: HashMap<Box<[u8]>, Winner>,
+}
+
+/// A key's winning version (row encoding) and sequence number.
+type Winner = (Box<[u8]>, i64);
+
+impl Winners {
+    /// Reads the key, version and seq columns of every input.
+    fn collect(inputs: &[Part], schema: &SchemaRef, d: &Dedup) -> Result<Self> {
+        let idx = |c: &String| schema.index_of(c).map_err(|_| Error::UnknownColumn { column: c.clone() });
+        let key_idx = d.keys.iter().map(idx).collect::<Result<Vec<_>>>()?;
+        let (ver_idx, seq_idx) = (idx(&d.version)?, idx(&d.seq)?);
+        let field = |i: usize| SortField::new(schema.field(i).data_type().clone());
+        let key_conv =
+            RowConverter::new(key_idx.iter().map(|i| field(*i)).collect()).map_err(|e| Error::arrow("dedup key", e))?;
+        let ver_conv = RowConverter::new(vec![field(ver_idx)]).map_err(|e| Error::arrow("dedup version", e))?;
+        let mut w = Winners { key_idx, ver_idx, seq_idx, key_conv, ver_conv, best: HashMap::new() };
+        let mut names: Vec<String> = d.keys.clone();
+        names.push(d.version.clone());
+        names.push(d.seq.clone());
+        names.dedup();
+        let opts = ScanOptions::default().projection(crate::Projection::names(names.clone()));
+        for p in inputs {
+            for b in p.scan(&opts)? {
+                let b = b?;
+                // The projected batch has the columns in the part's order: find them by name.
+                let col =
+                    |n: &String| b.column_by_name(n).cloned().ok_or_else(|| Error::UnknownColumn { column: n.clone() });
+                let keys = d.keys.iter().map(col).collect::<Result<Vec<_>>>()?;
+                let k = w.key_conv.convert_columns(&keys).map_err(|e| Error::arrow("dedup key", e))?;
+                let v =
+                    w.ver_conv.convert_columns(&[col(&d.version)?]).map_err(|e| Error::arrow("dedup version", e))?;
+                let seq = cast(&col(&d.seq)?, &DataType::Int64).map_err(|e| Error::arrow("dedup seq", e))?;
+                let seq = seq.as_any().downcast_ref::<Int64Array>().expect("int64");
+                for r in 0..b.num_rows() {
+                    let cand = (v.row(r), seq.value(r));
+                    match w.best.get_mut(k.row(r).as_ref()) {
+                        Some(e) if (cand.0.as_ref(), cand.1) > (e.0.as_ref(), e.1) => {
+                            *e = (cand.0.as_ref().into(), cand.1);
+                        }
+                        Some(_) => {}
+                        None => {
+                            w.best.insert(k.row(r).as_ref().into(), (cand.0.as_ref().into(), cand.1));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(w)
+    }
+
+    /// The rows of `batch` that are their key's winner.
+    fn filter(&self, batch: &RecordBatch) -> Result<RecordBatch> {
+        let err = |e| Error::arrow("deduplicating merged rows", e);
+        let keys: Vec<ArrayRef> = self.key_idx.iter().map(|&i| batch.column(i).clone()).collect();
+        let k = self.key_conv.convert_columns(&keys).map_err(err)?;
+        let v = self.ver_conv.convert_columns(&[batch.column(self.ver_idx).clone()]).map_err(err)?;
+        let seq = cast(batch.column(self.seq_idx), &DataType::Int64).map_err(err)?;
+        let seq = seq.as_any().downcast_ref::<Int64Array>().expect("int64");
+        let keep: arrow::array::BooleanArray = (0..batch.num_rows())
+            .map(|r| {
+                Some(
+                    self.best
+                        .get(k.row(r).as_ref())
+                        .is_some_and(|(bv, bs)| bv.as_ref() == v.row(r).as_ref() && *bs == seq.value(r)),
+                )
+            })
+            .collect();
+        if keep.true_count() == batch.num_rows() {
+            return Ok(batch.clone());
+        }
+        filter_record_batch(batch, &keep).map_err(err)
+    }
+}
+
 /// The shared state of a merge.
 struct Merge<'a> {
     converter: RowConverter,
     key_idx: Vec<usize>,
     ttl: Option<(usize, i64)>,
+    winners: Option<Winners>,
     opts: &'a MergeOptions,
     /// Batches referenced by `indices`.
     staged: Vec<RecordBatch>,
@@ -91,6 +197,9 @@ impl Merge<'_> {
             let mut batch = batch?;
             if let Some((col, cutoff)) = self.ttl {
                 batch = ttl_filter(&batch, col, cutoff)?;
+            }
+            if let Some(w) = &self.winners {
+                batch = w.filter(&batch)?;
             }
             if batch.num_rows() == 0 {
                 continue;
@@ -203,10 +312,12 @@ pub fn merge_parts(
     let seq = inputs.iter().map(|p| p.info().seq).reduce(|a, b| a.union(b)).unwrap_or(first.info().seq);
     let level = inputs.iter().map(|p| p.info().level).max().unwrap_or(0).saturating_add(1);
     let writer = PartWriter::create(fs, dir, NewPart { id, seq, level }, schema.clone(), &wopts)?;
+    let winners = opts.dedup.as_ref().map(|d| Winners::collect(inputs, &schema, d)).transpose()?;
     let mut m = Merge {
         converter,
         key_idx,
         ttl,
+        winners,
         opts,
         staged: Vec::new(),
         indices: Vec::with_capacity(opts.output_batch_rows),

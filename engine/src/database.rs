@@ -353,7 +353,11 @@ impl Database {
         let policy = crate::workers::merge_policy(&self.inner.opts);
         let mut rounds = 0;
         for s in &stream.shards {
-            while s.merge(&policy, crate::workers::ttl_cutoff(&def, self.fs().now_ms()))? {
+            while s.merge(
+                &policy,
+                crate::workers::ttl_cutoff(&def, self.fs().now_ms()),
+                crate::kv::merge_dedup(&def),
+            )? {
                 rounds += 1;
             }
         }

@@ -2,8 +2,8 @@
 //! version column; on a tie the later arrival (greater `_tp_sn`) wins. A key's rows share a
 //! shard (the primary key is the sharding key), so arrival order is well defined.
 //!
-//! Every version stays stored (merges do not drop superseded versions yet); `table(s)` and the
-//! start of a streaming read dedup at read time.
+//! Merges drop versions superseded by a newer row of the same key among the merged parts;
+//! reads (`table(s)`, the start of a streaming read) dedup what is left.
 
 use std::collections::HashMap;
 
@@ -14,6 +14,16 @@ use arrow::row::{RowConverter, SortField};
 
 use crate::stream_def::TP_SN;
 use crate::{Error, Result};
+
+/// For keyed streams: merges keep only the latest row of each key among the merged parts.
+pub(crate) fn merge_dedup(def: &crate::stream_def::StreamDef) -> Option<sluice_columnstore::Dedup> {
+    let s = &def.settings;
+    s.is_versioned_kv().then(|| sluice_columnstore::Dedup {
+        keys: s.primary_key.clone(),
+        version: s.version_column().to_string(),
+        seq: TP_SN.to_string(),
+    })
+}
 
 struct Best {
     version: Box<[u8]>,

@@ -419,7 +419,12 @@ impl Shard {
 
     /// Runs one merge if the policy finds one, and expires parts past the TTL cutoff. Returns
     /// true when the part set changed.
-    pub(crate) fn merge(&self, policy: &MergePolicy, ttl_cutoff_ms: Option<i64>) -> Result<bool> {
+    pub(crate) fn merge(
+        &self,
+        policy: &MergePolicy,
+        ttl_cutoff_ms: Option<i64>,
+        dedup: Option<sluice_columnstore::Dedup>,
+    ) -> Result<bool> {
         let Some(store) = &self.store else { return Ok(false) };
         let _m = self.maintenance.lock();
         self.check_poison()?;
@@ -427,7 +432,7 @@ impl Shard {
         if let Some(cutoff) = ttl_cutoff_ms {
             changed |= !store.expire(cutoff).map_err(|e| self.parts_error(e))?.is_empty();
         }
-        let opts = MergeOptions::default().ttl_cutoff_ms(ttl_cutoff_ms);
+        let opts = MergeOptions::default().ttl_cutoff_ms(ttl_cutoff_ms).dedup(dedup);
         changed |= store.maybe_merge(policy, &opts).map_err(|e| self.parts_error(e))?.is_some();
         if changed {
             self.state.write().parts = store.snapshot();

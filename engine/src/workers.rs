@@ -191,7 +191,9 @@ fn merge_loop(db: Weak<DbInner>, rx: Receiver<()>, stop: Arc<AtomicBool>) {
                 if sh.is_closed() || sh.check_poison().is_err() {
                     continue;
                 }
-                match catch_unwind(AssertUnwindSafe(|| sh.merge(&policy, ttl_cutoff(&def, now)))) {
+                match catch_unwind(AssertUnwindSafe(|| {
+                    sh.merge(&policy, ttl_cutoff(&def, now), crate::kv::merge_dedup(&def))
+                })) {
                     Ok(Ok(_)) => {}
                     Ok(Err(e)) => tracing::error!(stream = %sh.stream, shard = sh.id, error = %e, "merge failed"),
                     Err(panic) => sh.set_poison(format!("merge panicked: {}", panic_message(&panic))),

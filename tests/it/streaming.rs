@@ -684,3 +684,23 @@ fn stream_to_stream_join_within_a_time_range() {
     let e = db.query("SELECT * FROM imp AS i JOIN clk AS c ON i.ad = c.ad").map(|_| ()).expect_err("unbounded");
     assert!(e.to_string().contains("date_diff_within"), "{e}");
 }
+
+#[test]
+fn merges_drop_superseded_versions_of_kv_streams() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Database::open(dir.path(), sluice::Options::default()).expect("open");
+    exec(&db, "CREATE STREAM kv (k int64, v int64) PRIMARY KEY k SETTINGS mode = 'versioned_kv', version_column = 'v'");
+    for round in 0..8 {
+        let rows: Vec<String> = (0..50).map(|k| format!("({k}, {round})")).collect();
+        exec(&db, &format!("INSERT INTO kv (k, v) VALUES {}", rows.join(", ")));
+        db.flush("kv").expect("flush");
+    }
+    assert_eq!(db.snapshot("kv").expect("snapshot").rows(), 400);
+    let rounds = db.compact("kv").expect("compact");
+    assert!(rounds > 0, "the policy merged something");
+    let stored = db.snapshot("kv").expect("snapshot").rows();
+    assert!(stored < 400, "superseded versions dropped: {stored} rows stored");
+    let r = db.query("SELECT count(), min(v), max(v) FROM table(kv)").expect("q").concat().expect("rows");
+    let cells: Vec<String> = r.columns().iter().map(|c| sluice::text::format_value(c, 0).expect("v")).collect();
+    assert_eq!(cells, vec!["50", "7", "7"]);
+}
