@@ -636,6 +636,20 @@ fn store_checkpoint(fs: &dyn sluice_vfs::FileSystem, dir: &Path, cp: &Checkpoint
         body.extend_from_slice(key);
         body.extend_from_slice(&closed.to_le_bytes());
     }
+    match &cp.state {
+        None => body.push(0),
+        Some(state) => {
+            let mut ipc = Vec::new();
+            {
+                let mut w = arrow::ipc::writer::StreamWriter::try_new(&mut ipc, &state.schema())?;
+                w.write(state)?;
+                w.finish()?;
+            }
+            body.push(1);
+            body.extend_from_slice(&(ipc.len() as u32).to_le_bytes());
+            body.extend_from_slice(&ipc);
+        }
+    }
     let path = dir.join(CP_FILE);
     sluice_vfs::atomic_write(fs, &path, &frame(CP_MAGIC, &body)).map_err(|e| Error::io("write checkpoint", &path, e))
 }
@@ -662,5 +676,21 @@ fn load_checkpoint(fs: &dyn sluice_vfs::FileSystem, dir: &Path) -> Result<Option
         let key = r.take(n)?.to_vec();
         partitions.push((key, r.u64()? as i64));
     }
-    Ok(Some(Checkpoint { positions, closed_upto: has.then_some(closed), partitions }))
+    let state = match r.u8()? {
+        0 => None,
+        _ => {
+            let n = r.u32()? as usize;
+            let at = r.at;
+            let bytes = r.take(n)?;
+            let bad = |e: String| Error::Corrupted { file: path.clone(), offset: (16 + at) as u64, reason: e };
+            let mut reader = arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(bytes), None)
+                .map_err(|e| bad(format!("aggregation state: {e}")))?;
+            match reader.next() {
+                Some(Ok(b)) => Some(b),
+                Some(Err(e)) => return Err(bad(format!("aggregation state: {e}"))),
+                None => return Err(bad("aggregation state: no batch".into())),
+            }
+        }
+    };
+    Ok(Some(Checkpoint { positions, closed_upto: has.then_some(closed), partitions, state }))
 }

@@ -356,6 +356,17 @@ pub trait Accumulator: Send {
     fn into_any(self: Box<Self>) -> Box<dyn Any>;
     /// A copy of the state (streaming queries emit partial results without ending the state).
     fn boxed_clone(&self) -> Box<dyn Accumulator>;
+    /// The state as arrays (one row per group) for a checkpoint; `None` when this kind of
+    /// state cannot be saved (the query then replays its input instead).
+    fn save(&self, num_groups: usize) -> Option<Vec<ArrayRef>> {
+        let _ = num_groups;
+        None
+    }
+    /// Restores a state [`Accumulator::save`] produced, into a fresh accumulator.
+    fn load(&mut self, state: &[ArrayRef]) -> Result<()> {
+        let _ = state;
+        Err(Error::Internal { message: "this accumulator cannot load a saved state".into() })
+    }
     /// Takes rows back (an input row was deleted or replaced); only [`retract::create`]'s
     /// accumulators support it.
     fn retract(&mut self, args: &[ArrayRef], groups: &[u32], num_groups: usize) -> Result<()> {

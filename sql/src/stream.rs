@@ -140,6 +140,11 @@ impl StreamPlan {
             }
         }
         q.resumed_closed = cp.partitions.iter().map(|(k, c)| (k.clone().into_boxed_slice(), *c)).collect();
+        if let Some(state) = &cp.state
+            && let Some(a) = q.subs.first_mut().and_then(|s| s.agg.as_mut())
+        {
+            a.load(state)?;
+        }
         Ok(q)
     }
 
@@ -917,7 +922,7 @@ fn policy(emit: Option<&Emit>, agg: Option<&AggPlan>, window: Option<&WindowFact
 /// Where a streaming query can be resumed from with at-least-once delivery of its results:
 /// replaying from `positions` rebuilds its state; windows ending at or before `closed_upto`
 /// were emitted already.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Checkpoint {
     /// Next sequence number per shard to replay from.
     pub positions: Vec<u64>,
@@ -926,6 +931,8 @@ pub struct Checkpoint {
     /// With `PARTITION BY`: the end of the last window emitted per partition key (the key in
     /// Arrow's row encoding).
     pub partitions: Vec<(Vec<u8>, i64)>,
+    /// A global aggregation's state at `positions` (resuming loads it instead of replaying).
+    pub state: Option<RecordBatch>,
 }
 
 /// Counters of a running streaming query.
@@ -1126,6 +1133,18 @@ impl StreamingQuery {
             return Some(Checkpoint { positions: self.source.positions(), ..Checkpoint::default() });
         };
         if !windowed {
+            // A global aggregation saves its state with the position it covers; if it cannot
+            // (an aggregate without a saveable state, PARTITION BY, sessions), it replays from
+            // where it started.
+            let global = self.partition.is_none()
+                && self.plan.agg.as_ref().is_some_and(|a| a.window.is_none() && a.delta.is_none());
+            if global && let Some(state) = self.subs.first().and_then(|s| s.agg.as_ref()).and_then(AggRun::save) {
+                return Some(Checkpoint {
+                    positions: self.source.positions(),
+                    state: Some(state),
+                    ..Checkpoint::default()
+                });
+            }
             return Some(Checkpoint { positions: self.start_positions.clone(), ..Checkpoint::default() });
         }
         let mut positions: Option<Vec<u64>> = None;
@@ -1144,9 +1163,9 @@ impl StreamingQuery {
         }
         let positions = positions.unwrap_or_else(|| self.source.positions());
         Some(if self.partition.is_none() {
-            Checkpoint { positions, closed_upto: closed.first().map(|(_, c)| *c), partitions: Vec::new() }
+            Checkpoint { positions, closed_upto: closed.first().map(|(_, c)| *c), ..Checkpoint::default() }
         } else {
-            Checkpoint { positions, closed_upto: None, partitions: closed }
+            Checkpoint { positions, partitions: closed, ..Checkpoint::default() }
         })
     }
 

@@ -13,6 +13,23 @@ use arrow::datatypes::*;
 use super::{Accumulator, downcast, grow};
 use crate::error::{Error, Result};
 
+/// Column `i` of a saved state as a primitive array of `T`.
+fn saved<T: ArrowPrimitiveType>(state: &[ArrayRef], i: usize) -> Result<&PrimitiveArray<T>> {
+    state
+        .get(i)
+        .and_then(|a| a.as_primitive_opt::<T>())
+        .ok_or_else(|| Error::Internal { message: format!("saved aggregate state: column {i} has the wrong type") })
+}
+
+/// Column `i` of a saved state as booleans.
+fn saved_bools(state: &[ArrayRef], i: usize) -> Result<Vec<bool>> {
+    state
+        .get(i)
+        .and_then(|a| a.as_boolean_opt())
+        .map(|b| b.values().iter().collect())
+        .ok_or_else(|| Error::Internal { message: format!("saved aggregate state: column {i} is not boolean") })
+}
+
 /// Few groups: spread updates over independent lanes so consecutive rows of one group do not
 /// wait on each other's store.
 const LANES: usize = 4;
@@ -77,6 +94,17 @@ impl Accumulator for CountAcc {
     fn finish(&mut self, num_groups: usize) -> Result<Vec<ArrayRef>> {
         grow(&mut self.counts, num_groups, 0);
         Ok(vec![Arc::new(UInt64Array::from(std::mem::take(&mut self.counts)))])
+    }
+
+    fn save(&self, num_groups: usize) -> Option<Vec<ArrayRef>> {
+        let mut c = self.counts.clone();
+        grow(&mut c, num_groups, 0);
+        Some(vec![Arc::new(UInt64Array::from(c))])
+    }
+
+    fn load(&mut self, state: &[ArrayRef]) -> Result<()> {
+        self.counts = saved::<UInt64Type>(state, 0)?.values().to_vec();
+        Ok(())
     }
 
     fn size(&self) -> usize {
@@ -204,6 +232,20 @@ impl<T: ArrowPrimitiveType> Accumulator for SumAcc<T> {
         self.sums.capacity() * std::mem::size_of::<T::Native>() + self.seen.capacity()
     }
 
+    fn save(&self, num_groups: usize) -> Option<Vec<ArrayRef>> {
+        let (mut sums, mut seen) = (self.sums.clone(), self.seen.clone());
+        grow(&mut sums, num_groups, T::Native::default());
+        grow(&mut seen, num_groups, false);
+        let sums = PrimitiveArray::<T>::new(sums.into(), None).with_data_type(self.ty.clone());
+        Some(vec![Arc::new(sums), Arc::new(arrow::array::BooleanArray::from(seen))])
+    }
+
+    fn load(&mut self, state: &[ArrayRef]) -> Result<()> {
+        self.sums = saved::<T>(state, 0)?.values().to_vec();
+        self.seen = saved_bools(state, 1)?;
+        Ok(())
+    }
+
     fn into_any(self: Box<Self>) -> Box<dyn Any> {
         self
     }
@@ -314,6 +356,19 @@ impl Accumulator for AvgAcc {
 
     fn size(&self) -> usize {
         self.sums.capacity() * 16
+    }
+
+    fn save(&self, num_groups: usize) -> Option<Vec<ArrayRef>> {
+        let (mut sums, mut counts) = (self.sums.clone(), self.counts.clone());
+        grow(&mut sums, num_groups, 0.0);
+        grow(&mut counts, num_groups, 0);
+        Some(vec![Arc::new(Float64Array::from(sums)), Arc::new(UInt64Array::from(counts))])
+    }
+
+    fn load(&mut self, state: &[ArrayRef]) -> Result<()> {
+        self.sums = saved::<Float64Type>(state, 0)?.values().to_vec();
+        self.counts = saved::<UInt64Type>(state, 1)?.values().to_vec();
+        Ok(())
     }
 
     fn into_any(self: Box<Self>) -> Box<dyn Any> {
@@ -510,6 +565,20 @@ impl<T: ArrowPrimitiveType> Accumulator for MinMaxAcc<T> {
 
     fn size(&self) -> usize {
         self.vals.capacity() * std::mem::size_of::<T::Native>() + self.seen.capacity()
+    }
+
+    fn save(&self, num_groups: usize) -> Option<Vec<ArrayRef>> {
+        let (mut vals, mut seen) = (self.vals.clone(), self.seen.clone());
+        grow(&mut vals, num_groups, T::Native::default());
+        grow(&mut seen, num_groups, false);
+        let vals = PrimitiveArray::<T>::new(vals.into(), None).with_data_type(self.ty.clone());
+        Some(vec![Arc::new(vals), Arc::new(arrow::array::BooleanArray::from(seen))])
+    }
+
+    fn load(&mut self, state: &[ArrayRef]) -> Result<()> {
+        self.vals = saved::<T>(state, 0)?.values().to_vec();
+        self.seen = saved_bools(state, 1)?;
+        Ok(())
     }
 
     fn into_any(self: Box<Self>) -> Box<dyn Any> {

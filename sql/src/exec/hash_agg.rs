@@ -155,6 +155,56 @@ impl AggState {
         Ok(())
     }
 
+    /// The whole state as one batch (group keys, then each accumulator's columns; the layout
+    /// in the schema metadata), or `None` when an accumulator cannot save its state.
+    pub(crate) fn save(&self) -> Option<RecordBatch> {
+        let n = self.keys.len();
+        let mut cols = self.keys.arrays().ok()?;
+        let mut layout = vec![n.to_string(), cols.len().to_string()];
+        for a in &self.accs {
+            let s = a.save(n)?;
+            layout.push(s.len().to_string());
+            cols.extend(s);
+        }
+        let fields: Vec<arrow::datatypes::Field> = cols
+            .iter()
+            .enumerate()
+            .map(|(i, c)| arrow::datatypes::Field::new(format!("c{i}"), c.data_type().clone(), true))
+            .collect();
+        let schema = arrow::datatypes::Schema::new(fields)
+            .with_metadata(std::collections::HashMap::from([("sluice.agg_state".to_string(), layout.join(","))]));
+        RecordBatch::try_new_with_options(Arc::new(schema), cols, &RecordBatchOptions::new().with_row_count(Some(n)))
+            .ok()
+    }
+
+    /// Restores a state [`AggState::save`] produced into this fresh state.
+    pub(crate) fn load(&mut self, b: &RecordBatch) -> Result<()> {
+        let bad = || Error::Internal { message: "saved aggregation state does not match the query".into() };
+        let layout: Vec<usize> = b
+            .schema()
+            .metadata()
+            .get("sluice.agg_state")
+            .ok_or_else(bad)?
+            .split(',')
+            .map(|x| x.parse().map_err(|_| bad()))
+            .collect::<Result<_>>()?;
+        let (n, nk) = (*layout.first().ok_or_else(bad)?, *layout.get(1).ok_or_else(bad)?);
+        if layout.len() != 2 + self.accs.len() || b.num_columns() != nk + layout[2..].iter().sum::<usize>() {
+            return Err(bad());
+        }
+        let mut gids = Vec::new();
+        self.keys.intern(&b.columns()[..nk], n, &mut gids)?;
+        if self.keys.len() != n {
+            return Err(bad());
+        }
+        let mut at = nk;
+        for (acc, width) in self.accs.iter_mut().zip(&layout[2..]) {
+            acc.load(&b.columns()[at..at + width])?;
+            at += width;
+        }
+        Ok(())
+    }
+
     /// Approximate heap bytes held.
     pub(crate) fn size(&self) -> usize {
         self.keys.size() + self.accs.iter().map(|a| a.size()).sum::<usize>() + self.gids.capacity() * 4

@@ -231,6 +231,24 @@ impl AggRun {
         })
     }
 
+    /// A global aggregation's state for a checkpoint (`None`: windowed, or not saveable).
+    pub(crate) fn save(&self) -> Option<RecordBatch> {
+        self.global.as_ref().and_then(|g| g.state.save())
+    }
+
+    /// Restores a global aggregation's saved state; its groups count as present and emitted
+    /// nothing yet.
+    pub(crate) fn load(&mut self, b: &RecordBatch) -> Result<()> {
+        let g = self.global.as_mut().ok_or_else(|| crate::error::Error::Internal {
+            message: "a saved state for an aggregation without one".into(),
+        })?;
+        g.state.load(b)?;
+        let n = g.state.len();
+        g.net = vec![1; n];
+        g.dirty = vec![false; n];
+        Ok(())
+    }
+
     /// Open windows (sessions included).
     pub(crate) fn open_windows(&self) -> usize {
         self.windows.len() + self.sessions.open.len()
