@@ -20,11 +20,9 @@ pub(crate) const CREATE_SQL: &str = "create_sql";
 pub(crate) fn stream_def(cs: &CreateStream) -> Result<(StreamDef, Vec<String>)> {
     let name = object_name(&cs.name)?;
     let s = &cs.settings;
-    if !matches!(s.mode, StreamMode::Append | StreamMode::VersionedKv | StreamMode::ChangelogKv) {
-        return Err(Error::NotSupported(format!(
-            "stream mode '{}' (append, versioned_kv and changelog_kv streams are supported so far)",
-            s.mode
-        )));
+    if !matches!(s.mode, StreamMode::Append | StreamMode::Changelog | StreamMode::VersionedKv | StreamMode::ChangelogKv)
+    {
+        return Err(Error::NotSupported(format!("stream mode '{}'", s.mode)));
     }
     let mut columns = Vec::with_capacity(cs.columns.len() + 1);
     let mut aliases: Vec<(String, String, Option<String>)> = Vec::new();
@@ -63,6 +61,7 @@ pub(crate) fn stream_def(cs: &CreateStream) -> Result<(StreamDef, Vec<String>)> 
     };
     def.ttl = cs.ttl.as_ref().map(|t| ttl(&t.expr)).transpose()?;
     def.settings = settings(s)?;
+    def.settings.changelog = s.mode == StreamMode::Changelog;
     if matches!(s.mode, StreamMode::VersionedKv | StreamMode::ChangelogKv) {
         def.settings.changelog = s.mode == StreamMode::ChangelogKv;
         for e in &cs.primary_key {

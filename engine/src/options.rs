@@ -142,6 +142,9 @@ impl StreamSettings {
         if let Some(c) = &self.event_time_column {
             m.insert("event_time_column".into(), c.clone());
         }
+        if self.changelog && self.primary_key.is_empty() {
+            m.insert("mode".into(), "changelog".into());
+        }
         if !self.primary_key.is_empty() {
             m.insert("mode".into(), if self.changelog { "changelog_kv" } else { "versioned_kv" }.into());
             m.insert("primary_key".into(), self.primary_key.join(","));
@@ -229,7 +232,11 @@ impl StreamSettings {
                 // The key itself comes with `primary_key`.
                 "versioned_kv" => self.changelog = false,
                 "changelog_kv" => self.changelog = true,
-                _ => return Err(bad("expected append, versioned_kv or changelog_kv")),
+                "changelog" => {
+                    self.primary_key.clear();
+                    self.changelog = true;
+                }
+                _ => return Err(bad("expected append, changelog, versioned_kv or changelog_kv")),
             },
             "primary_key" => {
                 self.primary_key = value.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()

@@ -288,13 +288,12 @@ pub(crate) fn plan(q: &SluiceQuery, logical: LogicalPlan, memory_limit: Option<u
     let has_agg = chain.iter().any(|n| matches!(n, LogicalPlan::Aggregate { .. }));
     let mut extra: Vec<String> = partition_names.clone();
     if let Some(LogicalPlan::StreamScan { table, .. }) = chain.first()
-        && let Some((keys, version)) = table.versioned_key()
         && has_agg
         && start == SeekTo::Latest
     {
         if table.changelog_delta() {
             extra.push("_tp_delta".to_string());
-        } else {
+        } else if let Some((keys, version)) = table.versioned_key() {
             extra.extend(keys);
             extra.push(version);
         }
