@@ -43,7 +43,41 @@ pub(crate) struct RunningQuery {
     stats: Arc<sluice_sql::LiveStats>,
 }
 
+/// Totals over the running streaming queries and views (for `/metrics`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StreamingTotals {
+    /// Streaming queries running (views included).
+    pub queries: u64,
+    /// Of them, materialized views.
+    pub views: u64,
+    /// Rows read by them.
+    pub rows_in: u64,
+    /// Rows they emitted.
+    pub rows_out: u64,
+    /// Rows they dropped as late (older than their watermark).
+    pub late_rows: u64,
+    /// Rows they skipped for errors.
+    pub skipped_rows: u64,
+    /// Bytes of aggregation state they hold.
+    pub state_bytes: u64,
+}
+
 impl QueryRegistry {
+    fn totals(&self) -> StreamingTotals {
+        let o = std::sync::atomic::Ordering::Relaxed;
+        let mut t = StreamingTotals::default();
+        for q in self.listed.lock().iter().filter_map(Weak::upgrade) {
+            t.queries += 1;
+            t.views += u64::from(q.kind.starts_with("view "));
+            t.rows_in += q.stats.rows_in.load(o);
+            t.rows_out += q.stats.rows_out.load(o);
+            t.late_rows += q.stats.late_rows.load(o);
+            t.skipped_rows += q.stats.skipped_rows.load(o);
+            t.state_bytes += q.stats.state_bytes.load(o);
+        }
+        t
+    }
+
     /// Lists a query until the returned handle is dropped.
     pub(crate) fn list(&self, kind: &str, sql: String, stats: Arc<sluice_sql::LiveStats>) -> Arc<RunningQuery> {
         let id = self.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
@@ -187,6 +221,11 @@ impl Drop for EngineSource {
 }
 
 impl Database {
+    /// Totals over the streaming queries and views running now.
+    pub fn streaming_totals(&self) -> StreamingTotals {
+        self.inner.queries.totals()
+    }
+
     /// Waits until every row appended so far has been processed by every running streaming
     /// query and materialized view (and what views wrote in turn, by the queries reading
     /// that). For tests and tools: it never sleeps a fixed time. Fails after `timeout`.

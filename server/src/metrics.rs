@@ -36,8 +36,9 @@ impl Metrics {
         c.fetch_add(n, Ordering::Relaxed);
     }
 
-    /// Prometheus text exposition format; `streams` is the engine's stream count.
-    pub fn render(&self, streams: usize) -> String {
+    /// Prometheus text exposition format; `streams` is the engine's stream count, `streaming`
+    /// its running streaming queries.
+    pub fn render(&self, streams: usize, streaming: &sluice::StreamingTotals) -> String {
         let mut out = String::with_capacity(2048);
         let mut one = |name: &str, kind: &str, help: &str, v: u64| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
@@ -70,6 +71,19 @@ impl Metrics {
             g(&self.pg_cancels),
         );
         one("sluice_streams", "gauge", "Streams in the catalog.", streams as u64);
+        let st = streaming;
+        one("sluice_streaming_queries", "gauge", "Streaming queries running (views included).", st.queries);
+        one("sluice_views", "gauge", "Materialized views running.", st.views);
+        one("sluice_streaming_rows_in", "gauge", "Rows read by the running streaming queries.", st.rows_in);
+        one("sluice_streaming_rows_out", "gauge", "Rows emitted by the running streaming queries.", st.rows_out);
+        one(
+            "sluice_streaming_late_rows",
+            "gauge",
+            "Rows the running streaming queries dropped as older than their watermark.",
+            st.late_rows,
+        );
+        one("sluice_streaming_skipped_rows", "gauge", "Rows skipped for errors (best_effort views).", st.skipped_rows);
+        one("sluice_streaming_state_bytes", "gauge", "Aggregation state held by streaming queries.", st.state_bytes);
         out
     }
 }

@@ -82,10 +82,15 @@ fn server_http_ingest_valid_json_lines_and_arrays() {
     for want in ["1,x,true", "2,none,true", "3,none,false", "4,none,true"] {
         assert!(text.contains(&want.to_string()), "{want} in {text:?}");
     }
+    // A running view shows in the streaming gauges.
+    let db = server.database().clone();
+    db.execute("CREATE MATERIALIZED VIEW v AS SELECT count() AS n FROM ev EMIT ON UPDATE").unwrap();
     let (status, metrics) = request(addr, "GET", "/metrics", &[], b"");
     assert_eq!(status, 200);
     assert!(metrics.contains("sluice_ingest_rows_total 4"), "{metrics}");
-    assert!(metrics.contains("sluice_streams 1"), "{metrics}");
+    assert!(metrics.contains("sluice_streams 2"), "{metrics}");
+    assert!(metrics.contains("sluice_views 1"), "{metrics}");
+    assert!(metrics.contains("sluice_streaming_late_rows 0"), "{metrics}");
     assert_eq!(request(addr, "GET", "/health", &[], b""), (200, "ok".to_string()));
     server.shutdown().unwrap();
 }
