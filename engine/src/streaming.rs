@@ -164,6 +164,8 @@ impl QueryRegistry {
 pub(crate) struct EngineSource {
     /// Delivered before the subscription's rows (a versioned_kv stream's latest rows).
     backlog: std::collections::VecDeque<RecordBatch>,
+    /// Shard of the last batch delivered.
+    last_shard: Option<usize>,
     sub: Subscription,
     progress: Arc<QueryProgress>,
     registry: Arc<QueryRegistry>,
@@ -181,7 +183,7 @@ impl EngineSource {
         let progress = Arc::new(QueryProgress { stream, processed: Mutex::new(sub.delivered_positions()) });
         let registry = db.inner.queries.clone();
         registry.register(&progress);
-        EngineSource { backlog: Default::default(), sub, progress, registry, finish }
+        EngineSource { backlog: Default::default(), last_shard: None, sub, progress, registry, finish }
     }
 
     /// Batches to deliver before the subscription's rows.
@@ -194,12 +196,16 @@ impl EngineSource {
 impl sluice_sql::StreamSource for EngineSource {
     fn next_timeout(&mut self, timeout: Duration) -> sluice_sql::Result<Option<RecordBatch>> {
         if let Some(b) = self.backlog.pop_front() {
+            self.last_shard = None;
             return Ok(Some(b));
         }
         self.registry.report(&self.progress, self.sub.delivered_positions());
         match self.sub.next_timeout(timeout).map_err(crate::sql_catalog::to_sql_error)? {
             None => Ok(None),
-            Some(b) => Ok(Some((self.finish)(b.batch)?)),
+            Some(b) => {
+                self.last_shard = Some(b.shard as usize);
+                Ok(Some((self.finish)(b.batch)?))
+            }
         }
     }
 
@@ -209,6 +215,14 @@ impl sluice_sql::StreamSource for EngineSource {
 
     fn positions(&self) -> Vec<u64> {
         self.sub.delivered_positions()
+    }
+
+    fn batch_shard(&self) -> Option<usize> {
+        self.last_shard
+    }
+
+    fn waiting_shards(&self) -> Vec<bool> {
+        self.sub.waiting_shards()
     }
 }
 

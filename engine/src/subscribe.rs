@@ -160,6 +160,18 @@ impl Subscription {
         out
     }
 
+    /// Per shard: whether rows are waiting (fetched and not delivered, or appended and not
+    /// fetched yet).
+    pub fn waiting_shards(&self) -> Vec<bool> {
+        let mut out: Vec<bool> = self.cursors.iter().map(|c| c.pos < c.shard.visible()).collect();
+        for (_, b) in &self.ready {
+            if let Some(w) = out.get_mut(b.shard as usize) {
+                *w = true;
+            }
+        }
+        out
+    }
+
     /// True once no row can come any more (the stream was dropped or the database closed).
     pub fn is_finished(&self) -> bool {
         self.stream.is_gone()

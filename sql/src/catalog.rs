@@ -89,6 +89,14 @@ pub trait StreamSource: Send {
     fn is_finished(&self) -> bool;
     /// The next sequence number per shard after the rows delivered so far (a checkpoint).
     fn positions(&self) -> Vec<u64>;
+    /// The shard the last delivered batch came from (`None`: unknown or one shard).
+    fn batch_shard(&self) -> Option<usize> {
+        None
+    }
+    /// Per shard: whether it has rows not delivered yet (event-time watermarks wait for them).
+    fn waiting_shards(&self) -> Vec<bool> {
+        Vec::new()
+    }
 }
 
 /// What a scan should produce.

@@ -1014,6 +1014,8 @@ pub struct StreamingQuery {
     start_positions: Vec<u64>,
     skip_errors: bool,
     live: Arc<LiveStats>,
+    /// The source's shard facts for the batch being processed (multi-shard streams).
+    waiting: Option<(Option<usize>, Vec<bool>)>,
 }
 
 impl std::fmt::Debug for StreamingQuery {
@@ -1058,6 +1060,7 @@ impl StreamingQuery {
             stats: StreamStats::default(),
             done: false,
             live: Arc::default(),
+            waiting: None,
         };
         if q.partition.is_none() {
             q.substream(Box::from(&[][..]))?;
@@ -1076,7 +1079,11 @@ impl StreamingQuery {
         if let (Some(a), Some(c)) = (agg.as_mut(), self.resumed_closed.get(&key)) {
             a.closed_upto = a.closed_upto.max(*c);
         }
-        self.subs.push(Substream { key: key.clone(), wm: Watermark::new(self.plan.delay), agg });
+        let mut wm = Watermark::new(self.plan.delay);
+        if let Some((shard, waiting)) = &self.waiting {
+            wm.set_source(*shard, waiting.clone());
+        }
+        self.subs.push(Substream { key: key.clone(), wm, agg });
         self.sub_of.insert(key, self.subs.len() - 1);
         Ok(self.subs.len() - 1)
     }
@@ -1216,6 +1223,13 @@ impl StreamingQuery {
             match self.source.next_timeout(wait)? {
                 Some(b) => {
                     self.last_input = Instant::now();
+                    let (shard, waiting) = (self.source.batch_shard(), self.source.waiting_shards());
+                    if waiting.len() > 1 {
+                        for s in self.subs.iter_mut() {
+                            s.wm.set_source(shard, waiting.clone());
+                        }
+                        self.waiting = Some((shard, waiting));
+                    }
                     self.process(b)?;
                     self.live.store(&self.stats());
                 }
@@ -1363,6 +1377,7 @@ impl StreamingQuery {
     fn process_rows(&mut self, sub: usize, b: RecordBatch) -> Result<()> {
         let windowed = self.plan.agg.as_ref().is_some_and(|x| x.window.is_some());
         let s = &mut self.subs[sub];
+        s.wm.admitted();
         let Some(a) = s.agg.as_mut() else {
             return self.push(b);
         };

@@ -573,9 +573,22 @@ impl RowOp {
 
 /// Event-time progress: the greatest event time seen minus the delay, never below `floor`
 /// (windows closed by a timeout raise it). Ticks of the window's time column.
+///
+/// On a multi-shard stream the shards are read one after the other, so the greatest time seen
+/// can run ahead of a shard that still has rows to deliver: while shards have rows waiting,
+/// the watermark follows the slowest of them (the smallest of their greatest times), and a
+/// waiting shard that delivered nothing yet holds it where it is. Caught-up shards do not hold
+/// it (their next rows are new arrivals).
 #[derive(Debug, Clone)]
 pub(crate) struct Watermark {
     max: Option<i64>,
+    shard_max: Vec<Option<i64>>,
+    /// Shard of the rows being admitted.
+    shard: usize,
+    /// Rows of `shard` are being admitted: it counts as waiting (its rows were waiting).
+    admitting: bool,
+    /// Shards with rows not delivered yet.
+    waiting: Vec<bool>,
     delay: i64,
     floor: i64,
     /// Rows dropped because they were older than the watermark.
@@ -584,12 +597,53 @@ pub(crate) struct Watermark {
 
 impl Watermark {
     pub(crate) fn new(delay: i64) -> Self {
-        Watermark { max: None, delay, floor: i64::MIN, late_rows: 0 }
+        Watermark {
+            max: None,
+            shard_max: Vec::new(),
+            shard: 0,
+            admitting: false,
+            waiting: Vec::new(),
+            delay,
+            floor: i64::MIN,
+            late_rows: 0,
+        }
+    }
+
+    /// Where the next rows come from, and which shards still have rows to deliver.
+    pub(crate) fn set_source(&mut self, shard: Option<usize>, waiting: Vec<bool>) {
+        self.shard = shard.unwrap_or(0);
+        self.admitting = shard.is_some();
+        if self.shard_max.len() < waiting.len().max(self.shard + 1) {
+            self.shard_max.resize(waiting.len().max(self.shard + 1), None);
+        }
+        self.waiting = waiting;
+    }
+
+    /// The rows of the current batch are in: its shard counts as waiting only if it still
+    /// has rows to deliver.
+    pub(crate) fn admitted(&mut self) {
+        self.admitting = false;
+    }
+
+    /// The greatest event time that bounds the watermark (see the type's docs).
+    fn effective_max(&self) -> Option<i64> {
+        let waits = |i: usize| self.waiting.get(i).copied().unwrap_or(false) || (self.admitting && i == self.shard);
+        if self.waiting.len() < 2 || !(0..self.waiting.len()).any(waits) {
+            return self.max;
+        }
+        let mut m: Option<i64> = None;
+        for i in 0..self.waiting.len() {
+            if waits(i) {
+                let s = self.shard_max.get(i).copied().flatten()?;
+                m = Some(m.map_or(s, |x| x.min(s)));
+            }
+        }
+        m
     }
 
     /// The watermark; `None` before the first event.
     pub(crate) fn value(&self) -> Option<i64> {
-        match self.max {
+        match self.effective_max() {
             None if self.floor == i64::MIN => None,
             None => Some(self.floor),
             Some(m) => Some(m.saturating_sub(self.delay).max(self.floor)),
@@ -619,6 +673,9 @@ impl Watermark {
                 continue;
             }
             self.max = Some(self.max.map_or(v, |m| m.max(v)));
+            if let Some(s) = self.shard_max.get_mut(self.shard) {
+                *s = Some(s.map_or(v, |m| m.max(v)));
+            }
         }
         keep.map(BooleanArray::from)
     }
@@ -640,5 +697,21 @@ mod tests {
         w.raise_floor(20);
         assert_eq!(w.value(), Some(20));
         assert!(w.admit(&Int64Array::from(vec![25, 23])).is_none());
+    }
+
+    #[test]
+    fn shards_with_rows_waiting_hold_the_watermark() {
+        let mut w = Watermark::new(0);
+        // Shard 0 delivers up to 100 while shard 1 still has rows waiting.
+        w.set_source(Some(0), vec![true, true]);
+        assert!(w.admit(&Int64Array::from(vec![50, 100])).is_none());
+        assert_eq!(w.value(), None, "shard 1 delivered nothing yet");
+        // Shard 1's batch is the last it had: while admitted, it still counts as waiting.
+        w.set_source(Some(1), vec![false, false]);
+        assert!(w.admit(&Int64Array::from(vec![10, 20])).is_none(), "not late: shard 1 was behind");
+        assert_eq!(w.value(), Some(20));
+        // Both caught up: the greatest time seen.
+        w.admitted();
+        assert_eq!(w.value(), Some(100));
     }
 }
