@@ -142,11 +142,13 @@ impl Tracked {
         if !self.any_dirty && !repeat_now {
             return Ok(None);
         }
-        let cols = self.state.finish(spec, !last || changelog)?;
+        let delta = shape == Shape::Delta;
+        let cols = self.state.finish(spec, !last || changelog || delta)?;
         let n = self.state.len();
         self.net.resize(n, 0);
+        self.emitted.resize(n, false);
         let present = |g: u32| self.net[g as usize] > 0;
-        let selected: Vec<u32> = match shape {
+        let mut selected: Vec<u32> = match shape {
             Shape::Snapshot => (0..n as u32).collect(),
             Shape::Delta => (0..n as u32).filter(|g| self.dirty[*g as usize]).collect(),
         };
@@ -154,27 +156,73 @@ impl Tracked {
             let idx = UInt32Array::from(idx.to_vec());
             Ok(cols.iter().map(|c| take(c.as_ref(), &idx, None)).collect::<std::result::Result<_, _>>()?)
         };
+        // Delta emissions leave out groups whose results did not change since last emitted.
+        if delta
+            && let Some(prev) = &self.prev
+            && !selected.is_empty()
+        {
+            let fields = cols.iter().map(|c| SortField::new(c.data_type().clone())).collect();
+            let conv = RowConverter::new(fields)?;
+            let now_rows = conv.convert_columns(&pick(&cols, &selected)?)?;
+            let old_idx: Vec<u32> = selected.iter().map(|g| (*g).min(prev[0].len().saturating_sub(1) as u32)).collect();
+            let old_rows = conv.convert_columns(&pick(prev, &old_idx)?)?;
+            let mut keep = Vec::with_capacity(selected.len());
+            for (i, g) in selected.iter().enumerate() {
+                let same = self.emitted[*g as usize]
+                    && (*g as usize) < prev[0].len()
+                    && present(*g)
+                    && now_rows.row(i) == old_rows.row(i);
+                if !same {
+                    keep.push(*g);
+                }
+            }
+            selected = keep;
+        }
         let inserts: Vec<u32> = selected.iter().copied().filter(|g| present(*g)).collect();
         let insert = if inserts.len() == n { cols.clone() } else { pick(&cols, &inserts)? };
         let mut retract = None;
         if changelog {
-            let back: Vec<u32> =
-                selected.iter().copied().filter(|g| self.emitted.get(*g as usize) == Some(&true)).collect();
+            let back: Vec<u32> = selected.iter().copied().filter(|g| self.emitted[*g as usize]).collect();
             if let Some(prev) = &self.prev
                 && !back.is_empty()
             {
                 retract = Some(pick(prev, &back)?);
             }
-            self.emitted.resize(n, false);
-            for g in &selected {
-                self.emitted[*g as usize] = present(*g);
-            }
-            self.prev = Some(cols);
+        }
+        for g in &selected {
+            self.emitted[*g as usize] = present(*g);
+        }
+        if changelog || delta {
+            // What was emitted last per group: unchanged groups keep their old rows.
+            self.prev = Some(match self.prev.take() {
+                Some(prev) if prev[0].len() <= n && !selected.is_empty() && selected.len() < n => {
+                    merge_rows(&prev, &cols, &selected, n)?
+                }
+                Some(prev) if selected.is_empty() => prev,
+                _ => cols,
+            });
+        }
+        if inserts.is_empty() && retract.is_none() {
+            self.dirty.iter_mut().for_each(|d| *d = false);
+            self.any_dirty = false;
+            return Ok(None);
         }
         self.dirty.iter_mut().for_each(|d| *d = false);
         self.any_dirty = false;
         Ok(Some((retract, insert)))
     }
+}
+
+/// `prev` (rows of groups `0..prev_len`) with the groups in `changed` taken from `now`
+/// (`n` groups): the rows last emitted per group.
+fn merge_rows(prev: &[ArrayRef], now: &[ArrayRef], changed: &[u32], n: usize) -> Result<Vec<ArrayRef>> {
+    let mut from_now = vec![false; n];
+    for g in changed {
+        from_now[*g as usize] = true;
+    }
+    let old_len = prev.first().map_or(0, |c| c.len());
+    let idx: Vec<(usize, usize)> = (0..n).map(|g| if from_now[g] || g >= old_len { (1, g) } else { (0, g) }).collect();
+    prev.iter().zip(now).map(|(p, c)| Ok(arrow::compute::interleave(&[p.as_ref(), c.as_ref()], &idx)?)).collect()
 }
 
 /// One open window.
