@@ -231,6 +231,21 @@ pub(crate) fn schema_of(cols: &[ColumnInfo]) -> SchemaRef {
     Arc::new(Schema::new(cols.iter().map(ColumnInfo::field).collect::<Vec<_>>()))
 }
 
+/// Aggregate calls with their arguments and filters over the positions of `input`.
+pub(crate) fn calls_to_phys(
+    aggs: &[(crate::aggregate::AggCall, ColumnInfo)],
+    input: &[ColumnInfo],
+) -> Result<Vec<crate::aggregate::AggCall>> {
+    aggs.iter()
+        .map(|(a, _)| {
+            let mut a = a.clone();
+            a.args = a.args.iter().map(|e| to_phys(e, input)).collect::<Result<_>>()?;
+            a.filter = a.filter.as_ref().map(|f| to_phys(f, input)).transpose()?;
+            Ok(a)
+        })
+        .collect()
+}
+
 /// Rewrites column ids into positions of `input`.
 pub(crate) fn to_phys(e: &BExpr, input: &[ColumnInfo]) -> Result<BExpr> {
     e.map_columns(&mut |id| {
@@ -339,15 +354,7 @@ fn create(plan: &LogicalPlan, needed: Option<&HashSet<usize>>) -> Result<Built> 
             }
             let (child, cols) = create(input, Some(&need))?;
             let groups = groups.iter().map(|(e, _)| to_phys(e, &cols)).collect::<Result<Vec<_>>>()?;
-            let aggs = aggs
-                .iter()
-                .map(|(a, _)| {
-                    let mut a = a.clone();
-                    a.args = a.args.iter().map(|e| to_phys(e, &cols)).collect::<Result<_>>()?;
-                    a.filter = a.filter.as_ref().map(|f| to_phys(f, &cols)).transpose()?;
-                    Ok(a)
-                })
-                .collect::<Result<Vec<_>>>()?;
+            let aggs = calls_to_phys(aggs, &cols)?;
             (Arc::new(HashAggExec { input: child, groups, aggs, schema: schema_of(&out) }), out)
         }
         LogicalPlan::Sort { input, keys, fetch } => {

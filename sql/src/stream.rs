@@ -726,15 +726,7 @@ fn build(
                         *drop_late = true;
                     }
                 }
-                let calls = aggs
-                    .iter()
-                    .map(|(a, _)| {
-                        let mut a = a.clone();
-                        a.args = a.args.iter().map(|e| to_phys(e, &cols)).collect::<Result<_>>()?;
-                        a.filter = a.filter.as_ref().map(|f| to_phys(f, &cols)).transpose()?;
-                        Ok(a)
-                    })
-                    .collect::<Result<Vec<_>>>()?;
+                let calls = crate::plan::calls_to_phys(&aggs, &cols)?;
                 let delta = cols.iter().position(|c| Some(c.id) == delta_id);
                 let spec = match delta {
                     Some(_) if wkey.is_some() => {

@@ -229,6 +229,18 @@ pub(crate) struct JoinOp {
 }
 
 impl JoinOp {
+    /// A probe with `right` as the build side.
+    fn probe_over(&self, right: RecordBatch) -> Result<Probe> {
+        Probe::streaming(
+            right,
+            &self.right_keys,
+            self.left_keys.clone(),
+            self.filter.clone(),
+            self.kind,
+            self.schema.clone(),
+        )
+    }
+
     fn stream_state(&self) -> Result<std::sync::MutexGuard<'_, StreamJoinState>> {
         self.stream
             .as_ref()
@@ -259,14 +271,7 @@ impl JoinOp {
             }
             if !st.left.is_empty() {
                 let left = arrow::compute::concat_batches(&st.left[0].schema(), &st.left)?;
-                let probe = Probe::streaming(
-                    r.clone(),
-                    &self.right_keys,
-                    self.left_keys.clone(),
-                    self.filter.clone(),
-                    self.kind,
-                    self.schema.clone(),
-                )?;
+                let probe = self.probe_over(r.clone())?;
                 let out = probe.run(&left, None)?;
                 st.pending.extend(out.into_iter().filter(|b| b.num_rows() > 0));
             }
@@ -290,14 +295,7 @@ impl JoinOp {
         let mut out = Vec::new();
         if !st.right.is_empty() && b.num_rows() > 0 {
             let right = arrow::compute::concat_batches(&st.right[0].schema(), &st.right)?;
-            let probe = Probe::streaming(
-                right,
-                &self.right_keys,
-                self.left_keys.clone(),
-                self.filter.clone(),
-                self.kind,
-                self.schema.clone(),
-            )?;
+            let probe = self.probe_over(right)?;
             out = probe.run(b, None)?.into_iter().filter(|b| b.num_rows() > 0).collect();
         }
         if b.num_rows() > 0 {
@@ -358,14 +356,7 @@ impl JoinOp {
                 )
                 .unwrap_or(b)
             };
-            let probe = Probe::streaming(
-                right,
-                &self.right_keys,
-                self.left_keys.clone(),
-                self.filter.clone(),
-                self.kind,
-                self.schema.clone(),
-            )?;
+            let probe = self.probe_over(right)?;
             side.probe = Some(Arc::new(probe));
             side.dirty = false;
         }
@@ -462,14 +453,7 @@ impl RowOp {
             res.resize(right.get_array_memory_size() * 2)?;
             // Charged for the query's whole life (the counter belongs to this query).
             std::mem::forget(res);
-            let probe = Probe::streaming(
-                right,
-                &j.right_keys,
-                j.left_keys.clone(),
-                j.filter.clone(),
-                j.kind,
-                j.schema.clone(),
-            )?;
+            let probe = j.probe_over(right)?;
             j.probe = Some(Arc::new(probe));
         }
         Ok(())
