@@ -1134,8 +1134,9 @@ impl StreamingQuery {
             // A global aggregation saves its state with the position it covers; if it cannot
             // (an aggregate without a saveable state, PARTITION BY, sessions), it replays from
             // where it started.
-            let global = self.partition.is_none()
-                && self.plan.agg.as_ref().is_some_and(|a| a.window.is_none() && a.delta.is_none());
+            // (A versioned_kv input also has its latest rows per key, which are not saved.)
+            let kv = self.plan.pre.iter().any(|op| matches!(op, RowOp::KvChangelog(_)));
+            let global = self.partition.is_none() && !kv && self.plan.agg.as_ref().is_some_and(|a| a.window.is_none());
             if global && let Some(state) = self.subs.first().and_then(|s| s.agg.as_ref()).and_then(AggRun::save) {
                 return Some(Checkpoint {
                     positions: self.source.positions(),

@@ -14,7 +14,7 @@ use super::{Accumulator, downcast, grow};
 use crate::error::{Error, Result};
 
 /// Column `i` of a saved state as a primitive array of `T`.
-fn saved<T: ArrowPrimitiveType>(state: &[ArrayRef], i: usize) -> Result<&PrimitiveArray<T>> {
+pub(crate) fn saved<T: ArrowPrimitiveType>(state: &[ArrayRef], i: usize) -> Result<&PrimitiveArray<T>> {
     state
         .get(i)
         .and_then(|a| a.as_primitive_opt::<T>())
@@ -450,6 +450,23 @@ impl Accumulator for VarAcc {
         self.state.capacity() * 24
     }
 
+    fn save(&self, num_groups: usize) -> Option<Vec<ArrayRef>> {
+        let mut st = self.state.clone();
+        grow(&mut st, num_groups, (0, 0.0, 0.0));
+        Some(vec![
+            Arc::new(UInt64Array::from_iter_values(st.iter().map(|s| s.0))),
+            Arc::new(Float64Array::from_iter_values(st.iter().map(|s| s.1))),
+            Arc::new(Float64Array::from_iter_values(st.iter().map(|s| s.2))),
+        ])
+    }
+
+    fn load(&mut self, state: &[ArrayRef]) -> Result<()> {
+        let (n, a, b) =
+            (saved::<UInt64Type>(state, 0)?, saved::<Float64Type>(state, 1)?, saved::<Float64Type>(state, 2)?);
+        self.state = (0..n.len()).map(|i| (n.value(i), a.value(i), b.value(i))).collect();
+        Ok(())
+    }
+
     fn into_any(self: Box<Self>) -> Box<dyn Any> {
         self
     }
@@ -651,6 +668,21 @@ impl Accumulator for StrMinMaxAcc {
 
     fn size(&self) -> usize {
         self.vals.iter().map(|v| v.as_ref().map_or(0, |s| s.capacity()) + 24).sum()
+    }
+
+    fn save(&self, num_groups: usize) -> Option<Vec<ArrayRef>> {
+        let mut v = self.vals.clone();
+        grow(&mut v, num_groups, None);
+        Some(vec![Arc::new(StringArray::from(v))])
+    }
+
+    fn load(&mut self, state: &[ArrayRef]) -> Result<()> {
+        let a = state
+            .first()
+            .and_then(|a| a.as_string_opt::<i32>())
+            .ok_or_else(|| Error::Internal { message: "saved string min/max is not a string column".into() })?;
+        self.vals = a.iter().map(|v| v.map(str::to_string)).collect();
+        Ok(())
     }
 
     fn into_any(self: Box<Self>) -> Box<dyn Any> {

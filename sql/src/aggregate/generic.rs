@@ -82,6 +82,20 @@ impl Accumulator for AnyAcc {
         self.vals.capacity() * 48
     }
 
+    fn save(&self, num_groups: usize) -> Option<Vec<ArrayRef>> {
+        let mut v = self.vals.clone();
+        grow(&mut v, num_groups, None);
+        to_array(&v, &self.ty).ok().map(|a| vec![a])
+    }
+
+    fn load(&mut self, state: &[ArrayRef]) -> Result<()> {
+        let a = state.first().ok_or_else(|| crate::error::Error::Internal { message: "empty saved state".into() })?;
+        self.vals = (0..a.len())
+            .map(|i| if a.is_null(i) { Ok(None) } else { ScalarValue::try_from_array(a.as_ref(), i).map(Some) })
+            .collect::<Result<_>>()?;
+        Ok(())
+    }
+
     fn into_any(self: Box<Self>) -> Box<dyn Any> {
         self
     }
@@ -145,6 +159,20 @@ impl Accumulator for MinMaxGeneric {
 
     fn size(&self) -> usize {
         self.vals.capacity() * 48
+    }
+
+    fn save(&self, num_groups: usize) -> Option<Vec<ArrayRef>> {
+        let mut v = self.vals.clone();
+        grow(&mut v, num_groups, None);
+        to_array(&v, &self.ty).ok().map(|a| vec![a])
+    }
+
+    fn load(&mut self, state: &[ArrayRef]) -> Result<()> {
+        let a = state.first().ok_or_else(|| crate::error::Error::Internal { message: "empty saved state".into() })?;
+        self.vals = (0..a.len())
+            .map(|i| if a.is_null(i) { Ok(None) } else { ScalarValue::try_from_array(a.as_ref(), i).map(Some) })
+            .collect::<Result<_>>()?;
+        Ok(())
     }
 
     fn into_any(self: Box<Self>) -> Box<dyn Any> {

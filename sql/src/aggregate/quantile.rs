@@ -204,6 +204,29 @@ impl Accumulator for QuantileAcc {
         self.vals.iter().map(|v| v.capacity() * 8 + 24).sum()
     }
 
+    fn save(&self, num_groups: usize) -> Option<Vec<ArrayRef>> {
+        let mut v = self.vals.clone();
+        super::grow(&mut v, num_groups, Vec::new());
+        let list = arrow::array::ListArray::from_iter_primitive::<arrow::datatypes::Float64Type, _, _>(
+            v.iter().map(|g| Some(g.iter().map(|x| Some(*x)).collect::<Vec<_>>())),
+        );
+        Some(vec![Arc::new(list)])
+    }
+
+    fn load(&mut self, state: &[ArrayRef]) -> Result<()> {
+        let l = state
+            .first()
+            .and_then(|a| arrow::array::AsArray::as_list_opt::<i32>(a.as_ref()))
+            .ok_or_else(|| crate::error::Error::Internal { message: "saved quantile state is not a list".into() })?;
+        self.vals = (0..l.len())
+            .map(|i| {
+                let v = l.value(i);
+                crate::functions::cast::as_f64(&v).map(|f| f.values().to_vec())
+            })
+            .collect::<Result<_>>()?;
+        Ok(())
+    }
+
     fn into_any(self: Box<Self>) -> Box<dyn Any> {
         self
     }

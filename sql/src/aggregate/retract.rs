@@ -45,6 +45,15 @@ pub fn create(call: &AggCall) -> Result<Box<dyn Accumulator>> {
     })
 }
 
+/// Column `i` of a saved state as i64 values.
+fn ints(state: &[ArrayRef], i: usize) -> Result<Vec<i64>> {
+    state
+        .get(i)
+        .and_then(|a| a.as_any().downcast_ref::<Int64Array>())
+        .map(|a| a.values().to_vec())
+        .ok_or_else(|| Error::Internal { message: format!("saved state column {i} is not int64") })
+}
+
 #[derive(Debug, Clone)]
 struct Count {
     star: bool,
@@ -87,6 +96,17 @@ impl Accumulator for Count {
     }
     fn size(&self) -> usize {
         self.counts.capacity() * 8
+    }
+
+    fn save(&self, n: usize) -> Option<Vec<ArrayRef>> {
+        let mut c = self.counts.clone();
+        grow(&mut c, n, 0);
+        Some(vec![Arc::new(Int64Array::from(c))])
+    }
+
+    fn load(&mut self, state: &[ArrayRef]) -> Result<()> {
+        self.counts = ints(state, 0)?;
+        Ok(())
     }
     fn into_any(self: Box<Self>) -> Box<dyn Any> {
         self
@@ -180,6 +200,30 @@ impl Accumulator for Sum {
     fn size(&self) -> usize {
         self.ints.capacity() * 16 + self.floats.capacity() * 8 + self.n.capacity() * 8
     }
+
+    fn save(&self, n: usize) -> Option<Vec<ArrayRef>> {
+        let (mut i, mut f, mut c) = (self.ints.clone(), self.floats.clone(), self.n.clone());
+        grow(&mut i, n, 0);
+        grow(&mut f, n, 0.0);
+        grow(&mut c, n, 0);
+        let i = arrow::array::Decimal128Array::from(i).with_precision_and_scale(38, 0).ok()?;
+        Some(vec![Arc::new(i), Arc::new(Float64Array::from(f)), Arc::new(Int64Array::from(c))])
+    }
+
+    fn load(&mut self, state: &[ArrayRef]) -> Result<()> {
+        let d = state
+            .first()
+            .and_then(|a| a.as_any().downcast_ref::<arrow::array::Decimal128Array>())
+            .ok_or_else(|| Error::Internal { message: "saved sum state".into() })?;
+        self.ints = d.values().to_vec();
+        self.floats = crate::functions::cast::as_f64(
+            state.get(1).ok_or_else(|| Error::Internal { message: "saved sum state".into() })?,
+        )?
+        .values()
+        .to_vec();
+        self.n = ints(state, 2)?;
+        Ok(())
+    }
     fn into_any(self: Box<Self>) -> Box<dyn Any> {
         self
     }
@@ -236,6 +280,23 @@ impl Accumulator for Avg {
     }
     fn size(&self) -> usize {
         self.sums.capacity() * 16
+    }
+
+    fn save(&self, n: usize) -> Option<Vec<ArrayRef>> {
+        let (mut s, mut c) = (self.sums.clone(), self.counts.clone());
+        grow(&mut s, n, 0.0);
+        grow(&mut c, n, 0);
+        Some(vec![Arc::new(Float64Array::from(s)), Arc::new(Int64Array::from(c))])
+    }
+
+    fn load(&mut self, state: &[ArrayRef]) -> Result<()> {
+        self.sums = crate::functions::cast::as_f64(
+            state.first().ok_or_else(|| Error::Internal { message: "saved avg state".into() })?,
+        )?
+        .values()
+        .to_vec();
+        self.counts = ints(state, 1)?;
+        Ok(())
     }
     fn into_any(self: Box<Self>) -> Box<dyn Any> {
         self
