@@ -204,7 +204,8 @@ fn global_aggregation_views_resume_from_saved_state() {
 fn saved_state_covers_the_common_aggregates() {
     let dir = tempfile::tempdir().expect("tempdir");
     let sql = "CREATE MATERIALIZED VIEW agg AS SELECT k, count() AS c, sum(v) AS s, avg(v) AS a, min(v) AS lo, \
-               max(name) AS hi, var_pop(v) AS var, quantile(0.5)(v) AS med, any(name) AS anyn FROM s GROUP BY k EMIT ON UPDATE";
+               max(name) AS hi, var_pop(v) AS var, quantile(0.5)(v) AS med, any(name) AS anyn, uniq(v) AS u, \
+               count(DISTINCT name) AS dn FROM s GROUP BY k EMIT ON UPDATE";
     {
         let db = Database::open(dir.path(), Options::default()).expect("open");
         exec(&db, "CREATE STREAM s (k string, v int64, name string)");
@@ -214,9 +215,12 @@ fn saved_state_covers_the_common_aggregates() {
         db.close().expect("close");
     }
     let db = Database::open(dir.path(), Options::default()).expect("reopen");
-    exec(&db, "INSERT INTO s (k, v, name) VALUES ('a', 5, 'w')");
+    exec(&db, "INSERT INTO s (k, v, name) VALUES ('a', 5, 'x')");
     db.sync(WAIT).expect("sync");
-    let latest = rows(&db, "SELECT c, s, a, lo, hi, var, med, anyn FROM table(agg) WHERE k = 'a' ORDER BY c DESC LIMIT 1");
-    assert_eq!(latest, vec![vec!["3", "9", "3", "1", "z", "2.6666666666666665", "3", "x"]]);
+    let latest = rows(
+        &db,
+        "SELECT c, s, a, lo, hi, var, med, anyn, u, dn FROM table(agg) WHERE k = 'a' ORDER BY c DESC LIMIT 1",
+    );
+    assert_eq!(latest, vec![vec!["3", "9", "3", "1", "z", "2.6666666666666665", "3", "x", "3", "2"]]);
     assert_eq!(col(&db, "SELECT rows_in FROM system.queries WHERE kind = 'view agg'"), vec!["1"], "no replay");
 }

@@ -223,6 +223,68 @@ impl Accumulator for DistinctAcc {
         }
     }
 
+    fn save(&self, num_groups: usize) -> Option<Vec<ArrayRef>> {
+        let list: ArrayRef = match &self.sets {
+            Sets::Words(sets) => {
+                let mut b = arrow::array::ListBuilder::new(arrow::array::UInt64Builder::new());
+                for g in 0..num_groups {
+                    if let Some(t) = sets.get(g) {
+                        t.iter().for_each(|(k, _)| b.values().append_value(k));
+                    }
+                    b.append(true);
+                }
+                Arc::new(b.finish())
+            }
+            Sets::Bytes(sets) => {
+                let mut b = arrow::array::ListBuilder::new(arrow::array::BinaryBuilder::new());
+                for g in 0..num_groups {
+                    if let Some(t) = sets.get(g) {
+                        t.iter().for_each(|k| b.values().append_value(k));
+                    }
+                    b.append(true);
+                }
+                Arc::new(b.finish())
+            }
+        };
+        Some(vec![list])
+    }
+
+    fn load(&mut self, state: &[ArrayRef]) -> Result<()> {
+        let bad = || crate::error::Error::Internal { message: "saved distinct state is not a list".into() };
+        let l = state.first().and_then(|a| a.as_list_opt::<i32>()).ok_or_else(bad)?;
+        match &mut self.sets {
+            Sets::Words(sets) => {
+                *sets = (0..l.len())
+                    .map(|g| {
+                        let v = l.value(g);
+                        let v = v.as_primitive_opt::<UInt64Type>().ok_or_else(bad)?;
+                        let mut t = U64Table::with_capacity(v.len().max(4));
+                        v.values().iter().for_each(|k| {
+                            t.get_or_insert(*k, || 0);
+                        });
+                        Ok(t)
+                    })
+                    .collect::<Result<_>>()?;
+            }
+            Sets::Bytes(sets) => {
+                self.bytes = 0;
+                *sets = (0..l.len())
+                    .map(|g| {
+                        let v = l.value(g);
+                        let v = v.as_binary_opt::<i32>().ok_or_else(bad)?;
+                        let mut t = HashSet::with_hasher(hasher());
+                        for k in v.iter().flatten() {
+                            self.bytes += k.len();
+                            t.insert(Box::from(k));
+                        }
+                        Ok(t)
+                    })
+                    .collect::<Result<_>>()?;
+            }
+        }
+        Ok(())
+    }
+
     fn into_any(self: Box<Self>) -> Box<dyn Any> {
         self
     }
