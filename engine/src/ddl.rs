@@ -62,6 +62,11 @@ pub(crate) fn stream_def(cs: &CreateStream) -> Result<(StreamDef, Vec<String>)> 
     def.ttl = cs.ttl.as_ref().map(|t| ttl(&t.expr)).transpose()?;
     def.settings = settings(s)?;
     def.settings.changelog = s.mode == StreamMode::Changelog;
+    if s.mode == StreamMode::Changelog && !cs.primary_key.is_empty() {
+        return Err(Error::InvalidDefinition(
+            "mode 'changelog' streams have no key; use mode 'changelog_kv' for keyed changes".into(),
+        ));
+    }
     if matches!(s.mode, StreamMode::VersionedKv | StreamMode::ChangelogKv) {
         def.settings.changelog = s.mode == StreamMode::ChangelogKv;
         for e in &cs.primary_key {
