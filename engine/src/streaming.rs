@@ -186,8 +186,13 @@ impl EngineSource {
         EngineSource { backlog: Default::default(), last_shard: None, sub, progress, registry, finish }
     }
 
-    /// Batches to deliver before the subscription's rows.
+    /// Batches to deliver before the subscription's rows. Until they are taken, the query
+    /// counts as behind on every row (so `sync` waits for them).
     pub(crate) fn with_backlog(mut self, batches: Vec<RecordBatch>) -> Self {
+        if !batches.is_empty() {
+            let n = self.progress.processed.lock().len();
+            *self.progress.processed.lock() = vec![0; n];
+        }
         self.backlog = batches.into();
         self
     }
@@ -214,7 +219,9 @@ impl sluice_sql::StreamSource for EngineSource {
     }
 
     fn positions(&self) -> Vec<u64> {
-        self.sub.delivered_positions()
+        let p = self.sub.delivered_positions();
+        // The first rows of a kv stream are not delivered yet: a resume must read from the start.
+        if self.backlog.is_empty() { p } else { vec![0; p.len()] }
     }
 
     fn batch_shard(&self) -> Option<usize> {

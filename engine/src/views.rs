@@ -90,6 +90,8 @@ pub struct ViewInfo {
 struct Shared {
     stop: Arc<AtomicBool>,
     info: Mutex<ViewInfo>,
+    /// Every stream the view reads (joins included) and its target.
+    uses: Vec<String>,
 }
 
 /// A running view.
@@ -117,7 +119,7 @@ impl ViewRunner {
 
     pub(crate) fn reads_or_writes(&self, stream: &str) -> bool {
         let i = self.shared.info.lock();
-        i.source == stream || i.target == stream
+        i.source == stream || i.target == stream || self.shared.uses.iter().any(|u| u == stream)
     }
 }
 
@@ -262,9 +264,20 @@ impl Database {
     /// `DROP VIEW`: stops the view, deletes its files and its implicit target.
     pub(crate) fn drop_view(&self, name: &str, if_exists: bool) -> Result<()> {
         let _ddl = self.inner.views_ddl.lock();
-        let Some(runner) = self.inner.views.running.lock().remove(name) else {
+        let Some(runner) = self.inner.views.running.lock().get(name).cloned() else {
             return if if_exists { Ok(()) } else { Err(Error::ViewNotFound { name: name.to_string() }) };
         };
+        // Refuse before changing anything when other views use the implicit target.
+        if runner.def.implicit {
+            let users: Vec<String> = self.views_using(&runner.def.target).into_iter().filter(|v| v != name).collect();
+            if !users.is_empty() {
+                return Err(Error::DependentObjects(format!(
+                    "view '{name}' is read by materialized view(s) {}; drop them first",
+                    users.join(", ")
+                )));
+            }
+        }
+        self.inner.views.running.lock().remove(name);
         runner.stop();
         let dir = view_dir(self, name);
         self.inner.opts.fs.remove_dir_all(&dir).map_err(|e| Error::io("remove", &dir, e))?;
@@ -322,7 +335,7 @@ impl Database {
                     state_bytes: 0,
                     query: def.statement.query.to_string(),
                 };
-                let shared = Arc::new(Shared { stop: Arc::default(), info: Mutex::new(info) });
+                let shared = Arc::new(Shared { stop: Arc::default(), info: Mutex::new(info), uses: Vec::new() });
                 let runner = Arc::new(ViewRunner { def, shared, thread: Mutex::new(None) });
                 self.inner.views.running.lock().insert(name, runner);
             }
@@ -371,7 +384,7 @@ impl Database {
             state_bytes: 0,
             query: def.statement.query.to_string(),
         };
-        let shared = Arc::new(Shared { stop, info: Mutex::new(info) });
+        let shared = Arc::new(Shared { stop, info: Mutex::new(info), uses: plan.tables().to_vec() });
         let weak = self.downgrade();
         let (d, sh) = (def.clone(), shared.clone());
         let listed =

@@ -99,6 +99,8 @@ pub struct StreamPlan {
     memory_limit: Option<usize>,
     /// `PARTITION BY`: positions of the key columns in the source's batches, and their types.
     partition: Option<(Vec<usize>, Vec<DataType>)>,
+    /// Every stream the query reads (the source, joined streams and tables).
+    tables: Vec<String>,
 }
 
 impl StreamPlan {
@@ -146,6 +148,11 @@ impl StreamPlan {
             a.load(state)?;
         }
         Ok(q)
+    }
+
+    /// Every stream the query reads: its source and the sides of its joins.
+    pub fn tables(&self) -> &[String] {
+        &self.tables
     }
 
     /// Whether the query keeps aggregation state.
@@ -293,7 +300,8 @@ pub(crate) fn plan(q: &SluiceQuery, logical: LogicalPlan, memory_limit: Option<u
     {
         if table.changelog_delta() {
             extra.push("_tp_delta".to_string());
-        } else if let Some((keys, version)) = table.versioned_key() {
+        }
+        if let Some((keys, version)) = table.versioned_key() {
             extra.extend(keys);
             extra.push(version);
         }
@@ -393,6 +401,29 @@ fn split_times(
         });
     };
     Ok((to_phys(l, left)?, to_phys(r, right)?))
+}
+
+/// The streams and tables a plan reads.
+fn tables_of(plan: &LogicalPlan, out: &mut Vec<String>) {
+    match plan {
+        LogicalPlan::Scan { table, .. } | LogicalPlan::StreamScan { table, .. } => {
+            if !out.iter().any(|t| t == table.name()) {
+                out.push(table.name().to_string());
+            }
+        }
+        LogicalPlan::Values { .. } => {}
+        LogicalPlan::Window { input, .. }
+        | LogicalPlan::Filter { input, .. }
+        | LogicalPlan::Project { input, .. }
+        | LogicalPlan::Aggregate { input, .. }
+        | LogicalPlan::Sort { input, .. }
+        | LogicalPlan::Limit { input, .. } => tables_of(input, out),
+        LogicalPlan::Join { left, right, .. } => {
+            tables_of(left, out);
+            tables_of(right, out);
+        }
+        LogicalPlan::Union { inputs, .. } => inputs.iter().for_each(|i| tables_of(i, out)),
+    }
 }
 
 /// The `date_diff_within` conjunct of a join condition: (range in ms, left time, right time).
@@ -559,6 +590,12 @@ fn build(
     memory_limit: Option<usize>,
 ) -> Result<StreamPlan> {
     let chain_has_agg = chain.iter().any(|n| matches!(n, LogicalPlan::Aggregate { .. }));
+    let mut joined: Vec<String> = Vec::new();
+    for n in &chain {
+        if let LogicalPlan::Join { right, .. } = n {
+            tables_of(right, &mut joined);
+        }
+    }
     let mut it = chain.into_iter();
     let Some(LogicalPlan::StreamScan { table, columns }) = it.next() else {
         return Err(Error::Internal { message: "streaming chain does not start at a stream".into() });
@@ -569,7 +606,8 @@ fn build(
     let mut pre: Vec<RowOp> = Vec::new();
     // The column carrying +1/-1 for an aggregation over changing rows.
     let mut delta_id = None;
-    if changes && table.changelog_delta() {
+    if changes && table.changelog_delta() && table.versioned_key().is_none() {
+        // A changelog without keys: the stored deltas as they are.
         delta_id = columns.iter().find(|(_, n)| n == "_tp_delta").map(|(c, _)| c.id);
     } else if changes && let Some((keys, version)) = table.versioned_key() {
         let pos = |n: &String| {
@@ -583,7 +621,9 @@ fn build(
         let ver_idx = pos(&version)?;
         cols.push(ColumnInfo { id: DELTA_ID, name: "_tp_delta".into(), ty: DataType::Int8, nullable: false });
         delta_id = Some(DELTA_ID);
-        pre.push(RowOp::KvChangelog(Arc::new(ops::KvChangelog::new(key_idx, ver_idx, schema_of(&cols)))));
+        // changelog_kv: upserts and deletes against the latest row of each key.
+        let delta_in = if table.changelog_delta() { Some(pos(&"_tp_delta".to_string())?) } else { None };
+        pre.push(RowOp::KvChangelog(Arc::new(ops::KvChangelog::new(key_idx, ver_idx, delta_in, schema_of(&cols)))));
     }
     let mut post: Vec<PostOp> = Vec::new();
     let mut agg: Option<AggPlan> = None;
@@ -793,7 +833,10 @@ fn build(
                     LogicalPlan::StreamScan { table, columns } => {
                         let names: Vec<String> = columns.iter().map(|(_, n)| n.clone()).collect();
                         match (table.versioned_key(), &within) {
-                            (Some((keys, version)), _) => JoinRight::Kv { table, columns: names, keys, version },
+                            (Some((keys, version)), _) => {
+                                let deletes = table.changelog_delta();
+                                JoinRight::Kv { table, columns: names, keys, version, deletes }
+                            }
                             (None, Some((range_ms, _, _))) => {
                                 // The time bound's two sides, over each input alone.
                                 let (lt, rt) = split_times(&within, &cols, &rcols)?;
@@ -850,7 +893,23 @@ fn build(
     if policy.changelog {
         schema = with_delta(&schema);
     }
-    Ok(StreamPlan { table, request, pre, agg, post, policy, delay, skip, fetch, schema, memory_limit, partition: None })
+    let mut tables = vec![table.name().to_string()];
+    tables.extend(joined);
+    Ok(StreamPlan {
+        table,
+        request,
+        pre,
+        agg,
+        post,
+        policy,
+        delay,
+        skip,
+        fetch,
+        schema,
+        memory_limit,
+        partition: None,
+        tables,
+    })
 }
 
 fn policy(emit: Option<&Emit>, agg: Option<&AggPlan>, window: Option<&WindowFacts>) -> Result<(Policy, i64)> {

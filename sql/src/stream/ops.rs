@@ -43,6 +43,8 @@ pub(crate) enum RowOp {
 pub(crate) struct KvChangelog {
     pub keys: Vec<usize>,
     pub version: usize,
+    /// A changelog_kv input: its `_tp_delta` column (a negative delta deletes the key).
+    pub delta_in: Option<usize>,
     pub schema: SchemaRef,
     state: Mutex<Option<KvLatest>>,
 }
@@ -64,8 +66,8 @@ impl std::fmt::Debug for KvLatest {
 }
 
 impl KvChangelog {
-    pub(crate) fn new(keys: Vec<usize>, version: usize, schema: SchemaRef) -> Self {
-        KvChangelog { keys, version, schema, state: Mutex::new(None) }
+    pub(crate) fn new(keys: Vec<usize>, version: usize, delta_in: Option<usize>, schema: SchemaRef) -> Self {
+        KvChangelog { keys, version, delta_in, schema, state: Mutex::new(None) }
     }
 
     fn apply(&self, b: &RecordBatch) -> Result<RecordBatch> {
@@ -85,8 +87,25 @@ impl KvChangelog {
         let mut olds: Vec<RecordBatch> = Vec::new();
         let mut idx: Vec<(usize, usize)> = Vec::with_capacity(b.num_rows());
         let mut delta: Vec<i8> = Vec::with_capacity(b.num_rows());
+        let deltas = match self.delta_in {
+            Some(i) => Some(arrow::compute::cast(b.column(i), &arrow::datatypes::DataType::Int8)?),
+            None => None,
+        };
+        let deltas = deltas.as_ref().and_then(|d| d.as_any().downcast_ref::<arrow::array::Int8Array>().cloned());
         for r in 0..b.num_rows() {
             let (key, ver) = (k.row(r), v.row(r));
+            // A delete (changelog_kv): take the key's current row back, if any.
+            if deltas.as_ref().is_some_and(|d| d.is_valid(r) && d.value(r) < 0) {
+                if let Some((old_v, old)) = st.latest.get(key.as_ref())
+                    && ver.as_ref() >= old_v.as_ref()
+                {
+                    olds.push(old.clone());
+                    idx.push((olds.len(), 0));
+                    delta.push(-1);
+                    st.latest.remove(key.as_ref());
+                }
+                continue;
+            }
             match st.latest.get(key.as_ref()) {
                 // An older version than the current one: superseded already, no change.
                 Some((old_v, _)) if ver.as_ref() < old_v.as_ref() => continue,
@@ -120,7 +139,7 @@ pub(crate) enum JoinRight {
     /// `table(t)`: read once at the start.
     Snapshot(Arc<dyn ExecNode>),
     /// A `versioned_kv` stream: its latest row per key, kept current while the query runs.
-    Kv { table: Arc<dyn Table>, columns: Vec<String>, keys: Vec<String>, version: String },
+    Kv { table: Arc<dyn Table>, columns: Vec<String>, keys: Vec<String>, version: String, deletes: bool },
     /// Another stream, joined on rows whose times are at most `range_ms` apart
     /// (`date_diff_within`): both sides are buffered for that long.
     Stream { table: Arc<dyn Table>, columns: Vec<String>, range_ms: i64, left_time: BExpr, right_time: BExpr },
@@ -170,6 +189,8 @@ pub(crate) struct KvSide {
     width: usize,
     keys: Vec<usize>,
     version: usize,
+    /// changelog_kv: the `_tp_delta` column (a negative delta deletes the key).
+    delta: Option<usize>,
     key_conv: RowConverter,
     ver_conv: RowConverter,
     /// Per key: its latest row.
@@ -193,9 +214,21 @@ impl KvSide {
                 self.key_conv.convert_columns(&self.keys.iter().map(|i| b.column(*i).clone()).collect::<Vec<_>>())?;
             let v = self.ver_conv.convert_columns(&[b.column(self.version).clone()])?;
             let narrow = b.project(&(0..self.width).collect::<Vec<_>>())?;
+            let deltas = match self.delta {
+                Some(i) => Some(arrow::compute::cast(b.column(i), &arrow::datatypes::DataType::Int8)?),
+                None => None,
+            };
+            let deltas = deltas.as_ref().and_then(|d| d.as_any().downcast_ref::<arrow::array::Int8Array>().cloned());
             for r in 0..b.num_rows() {
                 self.arrivals += 1;
                 let (key, ver) = (k.row(r), v.row(r));
+                if deltas.as_ref().is_some_and(|d| d.is_valid(r) && d.value(r) < 0) {
+                    if self.latest.get(key.as_ref()).is_some_and(|(old, _, _)| ver.as_ref() >= old.as_ref()) {
+                        self.latest.remove(key.as_ref());
+                        self.dirty = true;
+                    }
+                    continue;
+                }
                 let newer = match self.latest.get(key.as_ref()) {
                     Some((old, _, _)) => ver.as_ref() >= old.as_ref(),
                     None => true,
@@ -409,13 +442,17 @@ impl RowOp {
                     })));
                     return Ok(());
                 }
-                JoinRight::Kv { table, columns, keys, version } => {
+                JoinRight::Kv { table, columns, keys, version, deletes } => {
                     let mut all = columns.clone();
-                    for c in keys.iter().chain(std::iter::once(version)) {
+                    let delta_name = "_tp_delta".to_string();
+                    let extra: Vec<&String> =
+                        keys.iter().chain(std::iter::once(version)).chain(deletes.then_some(&delta_name)).collect();
+                    for c in extra {
                         if !all.contains(c) {
                             all.push(c.clone());
                         }
                     }
+                    let delta_idx = deletes.then(|| all.iter().position(|a| a == "_tp_delta")).flatten();
                     let pos = |c: &String| all.iter().position(|a| a == c).expect("column requested");
                     let key_idx: Vec<usize> = keys.iter().map(pos).collect();
                     let ver_idx = pos(version);
@@ -435,6 +472,7 @@ impl RowOp {
                         width: columns.len(),
                         keys: key_idx,
                         version: ver_idx,
+                        delta: delta_idx,
                         key_conv,
                         ver_conv,
                         latest: HashMap::new(),
