@@ -142,7 +142,7 @@ fn plan_view(db: &Database, cv: &CreateView) -> Result<StreamPlan> {
     match sluice_sql::plan(&cv.query, &catalog, &QueryOptions::default())? {
         Planned::Streaming(p) => Ok(*p),
         Planned::Bounded(_) => Err(Error::InvalidDefinition(
-            "a materialized view runs a streaming query: read the stream as FROM s, not FROM table(s)".into(),
+            "a materialized view runs a streaming query over a stream: read it as FROM s (not FROM table(s), and not without a stream)".into(),
         )),
     }
 }
@@ -223,7 +223,7 @@ impl Database {
             }
             None => {
                 if self.stream_def(&name).is_ok() {
-                    return Err(Error::ViewExists { name });
+                    return Err(Error::StreamExists { name });
                 }
                 (name.clone(), true)
             }

@@ -757,8 +757,9 @@ fn build(
                 if let Some(w) = window.as_ref() {
                     if wkey.is_none() {
                         return Err(Error::Bind {
-                            message: "an aggregation over tumble()/hop() must GROUP BY window_start or window_end"
-                                .into(),
+                            message:
+                                "an aggregation over tumble()/hop()/session() must GROUP BY window_start or window_end"
+                                    .into(),
                             span: None,
                         });
                     }
