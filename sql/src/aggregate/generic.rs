@@ -243,6 +243,30 @@ impl Accumulator for ArgAcc {
         self.best.capacity() * 96
     }
 
+    fn save(&self, num_groups: usize) -> Option<Vec<ArrayRef>> {
+        let mut best = self.best.clone();
+        grow(&mut best, num_groups, None);
+        let args: Vec<Option<ScalarValue>> = best.iter().map(|b| b.as_ref().map(|(a, _)| a.clone())).collect();
+        let vals: Vec<Option<ScalarValue>> = best.iter().map(|b| b.as_ref().map(|(_, v)| v.clone())).collect();
+        let val_ty = vals.iter().flatten().next().map_or(DataType::Null, ScalarValue::data_type);
+        Some(vec![to_array(&args, &self.ty).ok()?, to_array(&vals, &val_ty).ok()?])
+    }
+
+    fn load(&mut self, state: &[ArrayRef]) -> Result<()> {
+        let (Some(a), Some(v)) = (state.first(), state.get(1)) else {
+            return Err(crate::error::Error::Internal { message: "saved arg_min/arg_max state".into() });
+        };
+        self.best = (0..v.len())
+            .map(|i| {
+                if v.is_null(i) {
+                    return Ok(None);
+                }
+                Ok(Some((ScalarValue::try_from_array(a.as_ref(), i)?, ScalarValue::try_from_array(v.as_ref(), i)?)))
+            })
+            .collect::<Result<_>>()?;
+        Ok(())
+    }
+
     fn into_any(self: Box<Self>) -> Box<dyn Any> {
         self
     }
@@ -320,6 +344,26 @@ impl Accumulator for GroupArrayAcc {
 
     fn size(&self) -> usize {
         self.items * 48 + self.lists.capacity() * 24
+    }
+
+    fn save(&self, num_groups: usize) -> Option<Vec<ArrayRef>> {
+        self.clone().finish(num_groups).ok()
+    }
+
+    fn load(&mut self, state: &[ArrayRef]) -> Result<()> {
+        let l = state
+            .first()
+            .and_then(|a| a.as_any().downcast_ref::<ListArray>())
+            .ok_or_else(|| crate::error::Error::Internal { message: "saved group_array state is not a list".into() })?;
+        self.items = 0;
+        self.lists = (0..l.len())
+            .map(|g| {
+                let v = l.value(g);
+                (0..v.len()).map(|i| ScalarValue::try_from_array(v.as_ref(), i)).collect::<Result<Vec<_>>>()
+            })
+            .collect::<Result<_>>()?;
+        self.items = self.lists.iter().map(Vec::len).sum();
+        Ok(())
     }
 
     fn into_any(self: Box<Self>) -> Box<dyn Any> {

@@ -385,6 +385,41 @@ impl Accumulator for MinMax {
     fn size(&self) -> usize {
         self.sets.iter().map(|s| s.len() * 48).sum()
     }
+
+    fn save(&self, n: usize) -> Option<Vec<ArrayRef>> {
+        let mut keys = arrow::array::ListBuilder::new(arrow::array::BinaryBuilder::new());
+        let mut counts = arrow::array::ListBuilder::new(arrow::array::UInt64Builder::new());
+        for g in 0..n {
+            if let Some(set) = self.sets.get(g) {
+                for (k, c) in set {
+                    keys.values().append_value(k);
+                    counts.values().append_value(*c);
+                }
+            }
+            keys.append(true);
+            counts.append(true);
+        }
+        Some(vec![Arc::new(keys.finish()), Arc::new(counts.finish())])
+    }
+
+    fn load(&mut self, state: &[ArrayRef]) -> Result<()> {
+        use arrow::array::AsArray;
+        let bad = || Error::Internal { message: "saved min/max multiset".into() };
+        let keys = state.first().and_then(|a| a.as_list_opt::<i32>()).ok_or_else(bad)?;
+        let counts = state.get(1).and_then(|a| a.as_list_opt::<i32>()).ok_or_else(bad)?;
+        self.sets = (0..keys.len())
+            .map(|g| {
+                let k = keys.value(g);
+                let c = counts.value(g);
+                let (k, c) = (
+                    k.as_binary_opt::<i32>().ok_or_else(bad)?,
+                    c.as_primitive_opt::<arrow::datatypes::UInt64Type>().ok_or_else(bad)?,
+                );
+                Ok((0..k.len()).map(|i| (Box::from(k.value(i)), c.value(i))).collect())
+            })
+            .collect::<Result<_>>()?;
+        Ok(())
+    }
     fn into_any(self: Box<Self>) -> Box<dyn Any> {
         self
     }

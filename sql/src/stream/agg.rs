@@ -74,6 +74,9 @@ pub(crate) struct Emission {
     pub insert: Option<RecordBatch>,
 }
 
+/// Name of the net-rows column appended to a saved aggregation state.
+const NET_COLUMN: &str = "__sluice_net_rows";
+
 /// Raw rows of one emission: retractions (changelog) and inserts, key columns then calls.
 type RawEmission = (Option<Vec<ArrayRef>>, Vec<ArrayRef>);
 
@@ -281,7 +284,22 @@ impl AggRun {
 
     /// A global aggregation's state for a checkpoint (`None`: windowed, or not saveable).
     pub(crate) fn save(&self) -> Option<RecordBatch> {
-        self.global.as_ref().and_then(|g| g.state.save())
+        let g = self.global.as_ref()?;
+        let b = g.state.save()?;
+        // The rows per group net of retractions, as a last column.
+        let mut net = g.net.clone();
+        net.resize(g.state.len(), 0);
+        let mut fields: Vec<arrow::datatypes::Field> = b.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+        fields.push(arrow::datatypes::Field::new(NET_COLUMN, DataType::Int64, false));
+        let schema = arrow::datatypes::Schema::new(fields).with_metadata(b.schema().metadata().clone());
+        let mut cols = b.columns().to_vec();
+        cols.push(Arc::new(arrow::array::Int64Array::from(net)));
+        RecordBatch::try_new_with_options(
+            Arc::new(schema),
+            cols,
+            &RecordBatchOptions::new().with_row_count(Some(b.num_rows())),
+        )
+        .ok()
     }
 
     /// Restores a global aggregation's saved state; its groups count as present and emitted
@@ -290,10 +308,23 @@ impl AggRun {
         let g = self.global.as_mut().ok_or_else(|| crate::error::Error::Internal {
             message: "a saved state for an aggregation without one".into(),
         })?;
-        g.state.load(b)?;
+        let last = b.num_columns().saturating_sub(1);
+        let has_net = b.num_columns() > 0 && b.schema().field(last).name() == NET_COLUMN;
+        let state = if has_net { b.project(&(0..last).collect::<Vec<_>>())? } else { b.clone() };
+        g.state.load(&state)?;
         let n = g.state.len();
-        g.net = vec![1; n];
+        g.net = match has_net {
+            true => b
+                .column(last)
+                .as_any()
+                .downcast_ref::<arrow::array::Int64Array>()
+                .map(|a| a.values().to_vec())
+                .unwrap_or_else(|| vec![1; n]),
+            false => vec![1; n],
+        };
         g.dirty = vec![false; n];
+        // Restored groups were emitted before the restart (their values are not known here).
+        g.emitted = vec![false; n];
         Ok(())
     }
 
