@@ -649,19 +649,19 @@ fn store_checkpoint(fs: &dyn sluice_vfs::FileSystem, dir: &Path, cp: &Checkpoint
         body.extend_from_slice(key);
         body.extend_from_slice(&closed.to_le_bytes());
     }
-    match &cp.state {
-        None => body.push(0),
-        Some(state) => {
-            let mut ipc = Vec::new();
-            {
-                let mut w = arrow::ipc::writer::StreamWriter::try_new(&mut ipc, &state.schema())?;
-                w.write(state)?;
-                w.finish()?;
-            }
-            body.push(1);
-            body.extend_from_slice(&(ipc.len() as u32).to_le_bytes());
-            body.extend_from_slice(&ipc);
+    body.extend_from_slice(&(cp.states.len() as u32).to_le_bytes());
+    for (tag, key, state) in &cp.states {
+        let mut ipc = Vec::new();
+        {
+            let mut w = arrow::ipc::writer::StreamWriter::try_new(&mut ipc, &state.schema())?;
+            w.write(state)?;
+            w.finish()?;
         }
+        put_str(&mut body, tag);
+        body.extend_from_slice(&(key.len() as u32).to_le_bytes());
+        body.extend_from_slice(key);
+        body.extend_from_slice(&(ipc.len() as u32).to_le_bytes());
+        body.extend_from_slice(&ipc);
     }
     let path = dir.join(CP_FILE);
     sluice_vfs::atomic_write(fs, &path, &frame(CP_MAGIC, &body)).map_err(|e| Error::io("write checkpoint", &path, e))
@@ -689,21 +689,23 @@ fn load_checkpoint(fs: &dyn sluice_vfs::FileSystem, dir: &Path) -> Result<Option
         let key = r.take(n)?.to_vec();
         partitions.push((key, r.u64()? as i64));
     }
-    let state = match r.u8()? {
-        0 => None,
-        _ => {
-            let n = r.u32()? as usize;
-            let at = r.at;
-            let bytes = r.take(n)?;
-            let bad = |e: String| Error::Corrupted { file: path.clone(), offset: (16 + at) as u64, reason: e };
-            let mut reader = arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(bytes), None)
-                .map_err(|e| bad(format!("aggregation state: {e}")))?;
-            match reader.next() {
-                Some(Ok(b)) => Some(b),
-                Some(Err(e)) => return Err(bad(format!("aggregation state: {e}"))),
-                None => return Err(bad("aggregation state: no batch".into())),
-            }
+    let count = r.u32()? as usize;
+    let mut states = Vec::with_capacity(count.min(1 << 16));
+    for _ in 0..count {
+        let tag = r.str()?;
+        let klen = r.u32()? as usize;
+        let key = r.take(klen)?.to_vec();
+        let n = r.u32()? as usize;
+        let at = r.at;
+        let bytes = r.take(n)?;
+        let bad = |e: String| Error::Corrupted { file: path.clone(), offset: (16 + at) as u64, reason: e };
+        let mut reader = arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(bytes), None)
+            .map_err(|e| bad(format!("saved state: {e}")))?;
+        match reader.next() {
+            Some(Ok(b)) => states.push((tag, key, b)),
+            Some(Err(e)) => return Err(bad(format!("saved state: {e}"))),
+            None => return Err(bad("saved state: no batch".into())),
         }
-    };
-    Ok(Some(Checkpoint { positions, closed_upto: has.then_some(closed), partitions, state }))
+    }
+    Ok(Some(Checkpoint { positions, closed_upto: has.then_some(closed), partitions, states }))
 }

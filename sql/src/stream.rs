@@ -142,10 +142,25 @@ impl StreamPlan {
             }
         }
         q.resumed_closed = cp.partitions.iter().map(|(k, c)| (k.clone().into_boxed_slice(), *c)).collect();
-        if let Some(state) = &cp.state
-            && let Some(a) = q.subs.first_mut().and_then(|s| s.agg.as_mut())
-        {
-            a.load(state)?;
+        for (tag, key, state) in &cp.states {
+            match tag.as_str() {
+                "agg" => {
+                    let sub = q.substream(key.clone().into_boxed_slice())?;
+                    if let Some(a) = q.subs[sub].agg.as_mut() {
+                        a.load(state)?;
+                    }
+                }
+                "kv" => {
+                    for op in &q.plan.pre {
+                        if let RowOp::KvChangelog(c) = op {
+                            c.load(state)?;
+                        }
+                    }
+                }
+                other => {
+                    return Err(Error::Internal { message: format!("unknown saved state `{other}` in a checkpoint") });
+                }
+            }
         }
         Ok(q)
     }
@@ -982,8 +997,10 @@ pub struct Checkpoint {
     /// With `PARTITION BY`: the end of the last window emitted per partition key (the key in
     /// Arrow's row encoding).
     pub partitions: Vec<(Vec<u8>, i64)>,
-    /// A global aggregation's state at `positions` (resuming loads it instead of replaying).
-    pub state: Option<RecordBatch>,
+    /// Saved operator states at `positions` (resuming loads them instead of replaying):
+    /// `("agg", partition key, state)` per substream of a global aggregation, `("kv", [],
+    /// rows)` for the latest rows per key of a versioned_kv/changelog_kv input.
+    pub states: Vec<(String, Vec<u8>, RecordBatch)>,
 }
 
 /// Counters of a running streaming query.
@@ -1194,15 +1211,9 @@ impl StreamingQuery {
             // A global aggregation saves its state with the position it covers; if it cannot
             // (an aggregate without a saveable state, PARTITION BY, sessions), it replays from
             // where it started.
-            // (A versioned_kv input also has its latest rows per key, which are not saved.)
-            let kv = self.plan.pre.iter().any(|op| matches!(op, RowOp::KvChangelog(_)));
-            let global = self.partition.is_none() && !kv && self.plan.agg.as_ref().is_some_and(|a| a.window.is_none());
-            if global && let Some(state) = self.subs.first().and_then(|s| s.agg.as_ref()).and_then(AggRun::save) {
-                return Some(Checkpoint {
-                    positions: self.source.positions(),
-                    state: Some(state),
-                    ..Checkpoint::default()
-                });
+            let global = self.plan.agg.as_ref().is_some_and(|a| a.window.is_none());
+            if global && let Some(states) = self.save_states() {
+                return Some(Checkpoint { positions: self.source.positions(), states, ..Checkpoint::default() });
             }
             return Some(Checkpoint { positions: self.start_positions.clone(), ..Checkpoint::default() });
         }
@@ -1226,6 +1237,22 @@ impl StreamingQuery {
         } else {
             Checkpoint { positions, partitions: closed, ..Checkpoint::default() }
         })
+    }
+
+    /// Every state a global aggregation needs to resume without replay, or `None` when one of
+    /// them cannot be saved.
+    fn save_states(&self) -> Option<Vec<(String, Vec<u8>, RecordBatch)>> {
+        let mut out = Vec::new();
+        for op in &self.plan.pre {
+            if let RowOp::KvChangelog(c) = op {
+                out.push(("kv".to_string(), Vec::new(), c.save()?));
+            }
+        }
+        for s in &self.subs {
+            let a = s.agg.as_ref()?;
+            out.push(("agg".to_string(), s.key.to_vec(), a.save()?));
+        }
+        Some(out)
     }
 
     /// With `true`, input rows whose processing fails (a bad value, a failed cast) are

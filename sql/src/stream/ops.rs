@@ -70,6 +70,54 @@ impl KvChangelog {
         KvChangelog { keys, version, delta_in, schema, state: Mutex::new(None) }
     }
 
+    /// The latest row of every key as one batch (a `__sluice_version` binary column holds each
+    /// row's version encoding), for a checkpoint; `None` before the first row.
+    pub(crate) fn save(&self) -> Option<RecordBatch> {
+        let g = self.state.lock().ok()?;
+        let Some(st) = g.as_ref() else {
+            return Some(RecordBatch::new_empty(Arc::new(arrow::datatypes::Schema::empty())));
+        };
+        let rows: Vec<&Versioned> = st.latest.values().collect();
+        if rows.is_empty() {
+            return Some(RecordBatch::new_empty(Arc::new(arrow::datatypes::Schema::empty())));
+        }
+        let batches: Vec<RecordBatch> = rows.iter().map(|(_, r)| r.clone()).collect();
+        let all = arrow::compute::concat_batches(&batches[0].schema(), &batches).ok()?;
+        let versions = arrow::array::BinaryArray::from_iter_values(rows.iter().map(|(v, _)| v.as_ref()));
+        let mut fields: Vec<arrow::datatypes::Field> =
+            all.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+        fields.push(arrow::datatypes::Field::new("__sluice_version", arrow::datatypes::DataType::Binary, false));
+        let mut cols = all.columns().to_vec();
+        cols.push(Arc::new(versions));
+        RecordBatch::try_new(Arc::new(arrow::datatypes::Schema::new(fields)), cols).ok()
+    }
+
+    /// Restores what [`KvChangelog::save`] produced.
+    pub(crate) fn load(&self, b: &RecordBatch) -> Result<()> {
+        if b.num_columns() == 0 {
+            return Ok(());
+        }
+        let last = b.num_columns() - 1;
+        let rows = b.project(&(0..last).collect::<Vec<_>>())?;
+        let versions = b
+            .column(last)
+            .as_any()
+            .downcast_ref::<arrow::array::BinaryArray>()
+            .ok_or_else(|| Error::Internal { message: "saved kv state has no versions".into() })?
+            .clone();
+        let mut g = self.state.lock().map_err(|_| Error::Internal { message: "changelog state poisoned".into() })?;
+        let field = |i: usize| SortField::new(rows.schema().field(i).data_type().clone());
+        let key_conv = RowConverter::new(self.keys.iter().map(|i| field(*i)).collect())?;
+        let ver_conv = RowConverter::new(vec![field(self.version)])?;
+        let k = key_conv.convert_columns(&self.keys.iter().map(|i| rows.column(*i).clone()).collect::<Vec<_>>())?;
+        let mut latest = HashMap::new();
+        for r in 0..rows.num_rows() {
+            latest.insert(Box::from(k.row(r).as_ref()), (Box::from(versions.value(r)), rows.slice(r, 1)));
+        }
+        *g = Some(KvLatest { key_conv, ver_conv, latest });
+        Ok(())
+    }
+
     fn apply(&self, b: &RecordBatch) -> Result<RecordBatch> {
         let mut g = self.state.lock().map_err(|_| Error::Internal { message: "changelog state poisoned".into() })?;
         if g.is_none() {
