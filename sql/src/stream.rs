@@ -150,6 +150,12 @@ impl StreamPlan {
                         a.load(state)?;
                     }
                 }
+                "sessions" => {
+                    let sub = q.substream(key.clone().into_boxed_slice())?;
+                    if let Some(a) = q.subs[sub].agg.as_mut() {
+                        a.load_sessions_closed(state)?;
+                    }
+                }
                 "kv" => {
                     for op in &q.plan.pre {
                         if let RowOp::KvChangelog(c) = op {
@@ -1201,10 +1207,7 @@ impl StreamingQuery {
         if !self.out.is_empty() {
             return None;
         }
-        // Sessions are not bounded in time: a resume rebuilds them from the start, like a
-        // global aggregation.
-        let Some(windowed) = self.plan.agg.as_ref().map(|a| a.window.as_ref().is_some_and(|w| w.session.is_none()))
-        else {
+        let Some(windowed) = self.plan.agg.as_ref().map(|a| a.window.is_some()) else {
             return Some(Checkpoint { positions: self.source.positions(), ..Checkpoint::default() });
         };
         if !windowed {
@@ -1232,6 +1235,16 @@ impl StreamingQuery {
             }
         }
         let positions = positions.unwrap_or_else(|| self.source.positions());
+        // Sessions: the end of the last session emitted per group key, per substream.
+        let mut states = Vec::new();
+        if self.plan.agg.as_ref().and_then(|a| a.window.as_ref()).is_some_and(|w| w.session.is_some()) {
+            for s in &self.subs {
+                if let Some(b) = s.agg.as_ref().and_then(AggRun::save_sessions_closed) {
+                    states.push(("sessions".to_string(), s.key.to_vec(), b));
+                }
+            }
+            return Some(Checkpoint { positions, states, ..Checkpoint::default() });
+        }
         Some(if self.partition.is_none() {
             Checkpoint { positions, closed_upto: closed.first().map(|(_, c)| *c), ..Checkpoint::default() }
         } else {

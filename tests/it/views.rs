@@ -281,3 +281,38 @@ fn views_over_kv_streams_and_partitions_resume_from_saved_state() {
     let read = rows(&db, "SELECT kind, rows_in FROM system.queries ORDER BY kind");
     assert_eq!(read, vec![vec!["view byreg", "1"], vec!["view perdev", "1"]], "no replay");
 }
+
+#[test]
+fn session_views_resume_from_their_oldest_open_session() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let db = Database::open(dir.path(), Options::default()).expect("open");
+        exec(&db, "CREATE STREAM clicks (user string, ts datetime64(3, 'UTC'))");
+        exec(
+            &db,
+            "CREATE MATERIALIZED VIEW sess AS SELECT user, window_start AS ws, count() AS n \
+             FROM session(clicks, ts, 5s) GROUP BY user, window_start, window_end",
+        );
+        exec(
+            &db,
+            "INSERT INTO clicks (user, ts) VALUES ('ann', '2024-01-01 00:00:00'), ('ann', '2024-01-01 00:00:03'), ('bob', '2024-01-01 00:00:04')",
+        );
+        exec(&db, "INSERT INTO clicks (user, ts) VALUES ('ann', '2024-01-01 00:00:20')");
+        db.sync(WAIT).expect("sync");
+        db.close().expect("close");
+    }
+    let db = Database::open(dir.path(), Options::default()).expect("reopen");
+    exec(&db, "INSERT INTO clicks (user, ts) VALUES ('ann', '2024-01-01 00:00:22')");
+    exec(&db, "INSERT INTO clicks (user, ts) VALUES ('ann', '2024-01-01 00:00:40')");
+    db.sync(WAIT).expect("sync");
+    assert_eq!(
+        rows(&db, "SELECT user, ws, n FROM table(sess)"),
+        vec![
+            vec!["ann", "2024-01-01 00:00:00.000", "2"],
+            vec!["ann", "2024-01-01 00:00:20.000", "2"],
+            vec!["bob", "2024-01-01 00:00:04.000", "1"],
+        ],
+        "the open session was rebuilt from its first row, the emitted ones not again"
+    );
+    assert_eq!(col(&db, "SELECT rows_in FROM system.queries WHERE kind = 'view sess'"), vec!["3"], "bounded replay");
+}

@@ -243,6 +243,8 @@ struct Session {
     start: i64,
     last: i64,
     state: Tracked,
+    /// The source position before the batch that opened it.
+    opened_at: Vec<u64>,
 }
 
 /// Open sessions (session windows).
@@ -250,6 +252,9 @@ struct Session {
 struct Sessions {
     open: BTreeMap<u64, Session>,
     by_key: HashMap<Box<[u8]>, Vec<u64>>,
+    /// Per group key: the end of the last session emitted (rows before it belonged to emitted
+    /// sessions; after a resume they are replayed and must not form a session again).
+    closed: HashMap<Box<[u8]>, i64>,
     next_id: u64,
     conv: Option<RowConverter>,
 }
@@ -344,13 +349,37 @@ impl AggRun {
     /// positions that opened them); `None` without open windows.
     pub(crate) fn replay_from(&self) -> Option<Vec<u64>> {
         let mut out: Option<Vec<u64>> = None;
-        for w in self.windows.values() {
+        let opened =
+            self.windows.values().map(|w| &w.opened_at).chain(self.sessions.open.values().map(|s| &s.opened_at));
+        for at in opened {
             match &mut out {
-                None => out = Some(w.opened_at.clone()),
-                Some(o) => o.iter_mut().zip(&w.opened_at).for_each(|(a, b)| *a = (*a).min(*b)),
+                None => out = Some(at.clone()),
+                Some(o) => o.iter_mut().zip(at).for_each(|(a, b)| *a = (*a).min(*b)),
             }
         }
         out
+    }
+
+    /// Session windows: the end of the last session emitted per group key, as a batch.
+    pub(crate) fn save_sessions_closed(&self) -> Option<RecordBatch> {
+        let keys = arrow::array::BinaryArray::from_iter_values(self.sessions.closed.keys().map(|k| k.as_ref()));
+        let ends = arrow::array::Int64Array::from_iter_values(self.sessions.closed.values().copied());
+        let schema = arrow::datatypes::Schema::new(vec![
+            arrow::datatypes::Field::new("key", DataType::Binary, false),
+            arrow::datatypes::Field::new("end", DataType::Int64, false),
+        ]);
+        RecordBatch::try_new(Arc::new(schema), vec![Arc::new(keys), Arc::new(ends)]).ok()
+    }
+
+    /// Restores [`AggRun::save_sessions_closed`].
+    pub(crate) fn load_sessions_closed(&mut self, b: &RecordBatch) -> Result<()> {
+        let bad = || crate::error::Error::Internal { message: "saved session ends".into() };
+        let k = b.column(0).as_any().downcast_ref::<arrow::array::BinaryArray>().ok_or_else(bad)?;
+        let e = b.column(1).as_any().downcast_ref::<arrow::array::Int64Array>().ok_or_else(bad)?;
+        for i in 0..b.num_rows() {
+            self.sessions.closed.insert(Box::from(k.value(i)), e.value(i));
+        }
+        Ok(())
     }
 
     /// Adds a batch of the aggregate's input; `before` is the source position before it.
@@ -382,7 +411,7 @@ impl AggRun {
             return Ok(());
         };
         if let Some((idle, max)) = w.session {
-            return self.update_sessions(b, idle, max);
+            return self.update_sessions(b, idle, max, before);
         }
         let key = ticks(&w.expr.eval_array(b)?)?;
         let end_of = |v: i64| if w.is_end { v } else { v + w.size };
@@ -416,7 +445,7 @@ impl AggRun {
 
     /// Puts each row into the open session of its group key that it extends (within `idle`
     /// of its rows, not past `max` long), or opens a new one.
-    fn update_sessions(&mut self, b: &RecordBatch, idle: i64, max: i64) -> Result<()> {
+    fn update_sessions(&mut self, b: &RecordBatch, idle: i64, max: i64, before: &[u64]) -> Result<()> {
         let w = self.plan.window.as_ref().expect("session window");
         // Until a session closes, a row's window columns hold its own time.
         let t = ticks(&w.expr.eval_array(b)?)?;
@@ -435,6 +464,11 @@ impl AggRun {
             let v = t.value(r);
             let key: Box<[u8]> = rows.as_ref().map_or_else(|| Box::from(&[][..]), |rw| rw.row(r).as_ref().into());
             let key: &[u8] = &key;
+            // A row of a session already emitted (replayed after a resume).
+            if ss.closed.get(key).is_some_and(|end| v < *end) {
+                self.late_rows += 1;
+                continue;
+            }
             let ids = ss.by_key.entry(key.into()).or_default();
             let found = ids.iter().copied().find(|id| {
                 let s = &ss.open[id];
@@ -452,7 +486,8 @@ impl AggRun {
                     ss.next_id += 1;
                     ids.push(id);
                     let state = Tracked::new(&self.plan.spec, &self.ctx)?;
-                    ss.open.insert(id, Session { key: key.into(), start: v, last: v, state });
+                    ss.open
+                        .insert(id, Session { key: key.into(), start: v, last: v, state, opened_at: before.to_vec() });
                     id
                 }
             };
@@ -487,6 +522,9 @@ impl AggRun {
         let mut closed: Vec<Session> = Vec::with_capacity(done.len());
         for id in done {
             let s = self.sessions.open.remove(&id).expect("open session");
+            let end = (s.last + idle).min(s.start.saturating_add(max));
+            let c = self.sessions.closed.entry(s.key.clone()).or_insert(end);
+            *c = (*c).max(end);
             if let Some(ids) = self.sessions.by_key.get_mut(&s.key) {
                 ids.retain(|x| *x != id);
                 if ids.is_empty() {
