@@ -186,7 +186,7 @@ fn cast_column(stream: &str, name: &str, a: &ArrayRef, target: &DataType) -> Res
 /// Casts the engine accepts on append: numbers to numbers, strings to anything arrow can parse,
 /// timestamps between units and zones, dictionary <-> plain. Not: numbers to strings of other
 /// columns by accident, booleans to numbers, and so on.
-fn castable(from: &DataType, to: &DataType) -> bool {
+pub(crate) fn castable(from: &DataType, to: &DataType) -> bool {
     use DataType::*;
     let numeric = |t: &DataType| t.is_numeric();
     match (from, to) {

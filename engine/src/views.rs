@@ -188,9 +188,20 @@ fn implicit_target(name: &str, schema: &SchemaRef) -> StreamDef {
 fn check_target(db: &Database, target: &str, schema: &SchemaRef) -> Result<()> {
     let def = db.stream_def(target)?;
     for f in schema.fields() {
-        if def.column_index(f.name()).is_none() {
+        let Some(i) = def.column_index(f.name()) else {
             return Err(Error::InvalidDefinition(format!(
                 "the view's column '{}' is not a column of target stream '{target}' (columns are matched by name)",
+                f.name()
+            )));
+        };
+        // The same rule appends apply, checked once here instead of failing at run time.
+        let to = def.columns[i].field.data_type();
+        let both_times = matches!((f.data_type(), to), (DataType::Timestamp(..), DataType::Timestamp(..)));
+        if !both_times && !crate::ingest::castable(f.data_type(), to) {
+            return Err(Error::InvalidDefinition(format!(
+                "the view's column '{}' ({}) cannot be stored in column '{}' of '{target}' ({to})",
+                f.name(),
+                f.data_type(),
                 f.name()
             )));
         }

@@ -83,6 +83,7 @@ fn bad_views_are_refused() {
     exec(&db, "CREATE STREAM t (other int64)");
     for (sql, want) in [
         ("CREATE MATERIALIZED VIEW v INTO t AS SELECT id FROM s", "not a column of target"),
+        ("CREATE MATERIALIZED VIEW v INTO t AS SELECT now() AS other FROM s", "cannot be stored"),
         ("CREATE MATERIALIZED VIEW v INTO nope AS SELECT id FROM s", "does not exist"),
         ("CREATE MATERIALIZED VIEW v AS SELECT id FROM table(s)", "streaming query"),
         ("CREATE MATERIALIZED VIEW s AS SELECT id FROM s", "already exists"),
