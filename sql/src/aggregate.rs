@@ -375,6 +375,37 @@ pub trait Accumulator: Send {
     }
 }
 
+/// Column `i` of a saved state ([`Accumulator::save`]) as a primitive array of `T`.
+pub(crate) fn saved<T: arrow::datatypes::ArrowPrimitiveType>(
+    state: &[ArrayRef],
+    i: usize,
+) -> Result<&arrow::array::PrimitiveArray<T>> {
+    use arrow::array::AsArray;
+    state
+        .get(i)
+        .and_then(|a| a.as_primitive_opt::<T>())
+        .ok_or_else(|| Error::Internal { message: format!("saved aggregate state: column {i} has the wrong type") })
+}
+
+/// Column `i` of a saved state as booleans.
+pub(crate) fn saved_bools(state: &[ArrayRef], i: usize) -> Result<Vec<bool>> {
+    use arrow::array::AsArray;
+    state
+        .get(i)
+        .and_then(|a| a.as_boolean_opt())
+        .map(|b| b.values().iter().collect())
+        .ok_or_else(|| Error::Internal { message: format!("saved aggregate state: column {i} is not boolean") })
+}
+
+/// Column `i` of a saved state as a list array.
+pub(crate) fn saved_list(state: &[ArrayRef], i: usize) -> Result<&arrow::array::ListArray> {
+    use arrow::array::AsArray;
+    state
+        .get(i)
+        .and_then(|a| a.as_list_opt::<i32>())
+        .ok_or_else(|| Error::Internal { message: format!("saved aggregate state: column {i} is not a list") })
+}
+
 /// Downcasts the other side of a merge.
 pub(crate) fn downcast<T: 'static>(other: Box<dyn Accumulator>) -> Result<Box<T>> {
     other

@@ -231,6 +231,27 @@ pub(crate) fn schema_of(cols: &[ColumnInfo]) -> SchemaRef {
     Arc::new(Schema::new(cols.iter().map(ColumnInfo::field).collect::<Vec<_>>()))
 }
 
+/// ORDER BY keys over the positions of `input`.
+pub(crate) fn sort_keys_to_phys(keys: &[crate::logical::SortKey], input: &[ColumnInfo]) -> Result<Vec<PhysSortKey>> {
+    keys.iter()
+        .map(|k| {
+            Ok(PhysSortKey {
+                expr: to_phys(&k.expr, input)?,
+                options: SortOptions { descending: k.desc, nulls_first: k.nulls_first },
+            })
+        })
+        .collect()
+}
+
+/// The columns of a join's output: the left's then the right's, with the nullability the
+/// join gives them (`out`).
+pub(crate) fn joined_columns(left: &[ColumnInfo], right: &[ColumnInfo], out: &[ColumnInfo]) -> Vec<ColumnInfo> {
+    left.iter()
+        .chain(right.iter())
+        .map(|c| out.iter().find(|o| o.id == c.id).cloned().unwrap_or_else(|| c.clone()))
+        .collect()
+}
+
 /// Aggregate calls with their arguments and filters over the positions of `input`.
 pub(crate) fn calls_to_phys(
     aggs: &[(crate::aggregate::AggCall, ColumnInfo)],
@@ -359,15 +380,7 @@ fn create(plan: &LogicalPlan, needed: Option<&HashSet<usize>>) -> Result<Built> 
         }
         LogicalPlan::Sort { input, keys, fetch } => {
             let (child, cols) = create(input, None)?;
-            let keys = keys
-                .iter()
-                .map(|k| {
-                    Ok(PhysSortKey {
-                        expr: to_phys(&k.expr, &cols)?,
-                        options: SortOptions { descending: k.desc, nulls_first: k.nulls_first },
-                    })
-                })
-                .collect::<Result<Vec<_>>>()?;
+            let keys = sort_keys_to_phys(keys, &cols)?;
             let node: Arc<dyn ExecNode> = match fetch {
                 Some(k) => Arc::new(TopKExec { input: child, keys, fetch: *k }),
                 None => Arc::new(SortExec { input: child, keys }),
@@ -383,11 +396,7 @@ fn create(plan: &LogicalPlan, needed: Option<&HashSet<usize>>) -> Result<Built> 
             let (r, rcols) = create(right, None)?;
             let left_keys = on.iter().map(|(a, _)| to_phys(a, &lcols)).collect::<Result<Vec<_>>>()?;
             let right_keys = on.iter().map(|(_, b)| to_phys(b, &rcols)).collect::<Result<Vec<_>>>()?;
-            let all: Vec<ColumnInfo> = lcols
-                .iter()
-                .chain(rcols.iter())
-                .map(|c| out.iter().find(|o| o.id == c.id).cloned().unwrap_or_else(|| c.clone()))
-                .collect();
+            let all = joined_columns(&lcols, &rcols, out);
             let filter = filter.as_ref().map(|f| to_phys(f, &all)).transpose()?;
             let node =
                 HashJoinExec { left: l, right: r, kind: *kind, left_keys, right_keys, filter, schema: schema_of(&all) };

@@ -25,7 +25,6 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use arrow::array::{ArrayRef, Int8Array, UInt32Array};
-use arrow::compute::SortOptions;
 use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use arrow::row::{RowConverter, SortField};
@@ -818,15 +817,7 @@ fn build(
                         location: None,
                     });
                 }
-                let keys = keys
-                    .iter()
-                    .map(|k| {
-                        Ok(PhysSortKey {
-                            expr: to_phys(&k.expr, &cols)?,
-                            options: SortOptions { descending: k.desc, nulls_first: k.nulls_first },
-                        })
-                    })
-                    .collect::<Result<Vec<_>>>()?;
+                let keys = crate::plan::sort_keys_to_phys(&keys, &cols)?;
                 post.push(PostOp::Sort { keys, fetch: f });
                 None
             }
@@ -843,11 +834,7 @@ fn build(
                 let rcols = right.output();
                 let left_keys = on.iter().map(|(a, _)| to_phys(a, &cols)).collect::<Result<Vec<_>>>()?;
                 let right_keys = on.iter().map(|(_, b)| to_phys(b, &rcols)).collect::<Result<Vec<_>>>()?;
-                let all: Vec<ColumnInfo> = cols
-                    .iter()
-                    .chain(rcols.iter())
-                    .map(|c| out.iter().find(|o| o.id == c.id).cloned().unwrap_or_else(|| c.clone()))
-                    .collect();
+                let all = crate::plan::joined_columns(&cols, &rcols, &out);
                 let within = filter.as_ref().and_then(find_within);
                 let filter = filter.as_ref().map(|f| to_phys(f, &all)).transpose()?;
                 let right_schema = schema_of(&rcols);

@@ -10,24 +10,27 @@ use arrow::array::{
 use arrow::buffer::NullBuffer;
 use arrow::datatypes::*;
 
-use super::{Accumulator, downcast, grow};
+use super::{Accumulator, downcast, grow, saved, saved_bools};
 use crate::error::{Error, Result};
 
-/// Column `i` of a saved state as a primitive array of `T`.
-pub(crate) fn saved<T: ArrowPrimitiveType>(state: &[ArrayRef], i: usize) -> Result<&PrimitiveArray<T>> {
-    state
-        .get(i)
-        .and_then(|a| a.as_primitive_opt::<T>())
-        .ok_or_else(|| Error::Internal { message: format!("saved aggregate state: column {i} has the wrong type") })
+/// The saved state of a per-group value plus a "seen" flag (sum, min, max): the values as
+/// an array of `ty`, the flags as booleans, `num_groups` rows each.
+fn save_values_seen<T: ArrowPrimitiveType>(
+    vals: &[T::Native],
+    seen: &[bool],
+    num_groups: usize,
+    ty: &DataType,
+) -> Vec<ArrayRef> {
+    let (mut vals, mut seen) = (vals.to_vec(), seen.to_vec());
+    grow(&mut vals, num_groups, T::Native::default());
+    grow(&mut seen, num_groups, false);
+    let vals = PrimitiveArray::<T>::new(vals.into(), None).with_data_type(ty.clone());
+    vec![Arc::new(vals), Arc::new(arrow::array::BooleanArray::from(seen))]
 }
 
-/// Column `i` of a saved state as booleans.
-fn saved_bools(state: &[ArrayRef], i: usize) -> Result<Vec<bool>> {
-    state
-        .get(i)
-        .and_then(|a| a.as_boolean_opt())
-        .map(|b| b.values().iter().collect())
-        .ok_or_else(|| Error::Internal { message: format!("saved aggregate state: column {i} is not boolean") })
+/// Reads what [`save_values_seen`] wrote.
+fn load_values_seen<T: ArrowPrimitiveType>(state: &[ArrayRef]) -> Result<(Vec<T::Native>, Vec<bool>)> {
+    Ok((saved::<T>(state, 0)?.values().to_vec(), saved_bools(state, 1)?))
 }
 
 /// Few groups: spread updates over independent lanes so consecutive rows of one group do not
@@ -233,16 +236,11 @@ impl<T: ArrowPrimitiveType> Accumulator for SumAcc<T> {
     }
 
     fn save(&self, num_groups: usize) -> Option<Vec<ArrayRef>> {
-        let (mut sums, mut seen) = (self.sums.clone(), self.seen.clone());
-        grow(&mut sums, num_groups, T::Native::default());
-        grow(&mut seen, num_groups, false);
-        let sums = PrimitiveArray::<T>::new(sums.into(), None).with_data_type(self.ty.clone());
-        Some(vec![Arc::new(sums), Arc::new(arrow::array::BooleanArray::from(seen))])
+        Some(save_values_seen::<T>(&self.sums, &self.seen, num_groups, &self.ty))
     }
 
     fn load(&mut self, state: &[ArrayRef]) -> Result<()> {
-        self.sums = saved::<T>(state, 0)?.values().to_vec();
-        self.seen = saved_bools(state, 1)?;
+        (self.sums, self.seen) = load_values_seen::<T>(state)?;
         Ok(())
     }
 
@@ -585,16 +583,11 @@ impl<T: ArrowPrimitiveType> Accumulator for MinMaxAcc<T> {
     }
 
     fn save(&self, num_groups: usize) -> Option<Vec<ArrayRef>> {
-        let (mut vals, mut seen) = (self.vals.clone(), self.seen.clone());
-        grow(&mut vals, num_groups, T::Native::default());
-        grow(&mut seen, num_groups, false);
-        let vals = PrimitiveArray::<T>::new(vals.into(), None).with_data_type(self.ty.clone());
-        Some(vec![Arc::new(vals), Arc::new(arrow::array::BooleanArray::from(seen))])
+        Some(save_values_seen::<T>(&self.vals, &self.seen, num_groups, &self.ty))
     }
 
     fn load(&mut self, state: &[ArrayRef]) -> Result<()> {
-        self.vals = saved::<T>(state, 0)?.values().to_vec();
-        self.seen = saved_bools(state, 1)?;
+        (self.vals, self.seen) = load_values_seen::<T>(state)?;
         Ok(())
     }
 

@@ -251,7 +251,7 @@ impl Accumulator for DistinctAcc {
 
     fn load(&mut self, state: &[ArrayRef]) -> Result<()> {
         let bad = || crate::error::Error::Internal { message: "saved distinct state is not a list".into() };
-        let l = state.first().and_then(|a| a.as_list_opt::<i32>()).ok_or_else(bad)?;
+        let l = super::saved_list(state, 0)?;
         match &mut self.sets {
             Sets::Words(sets) => {
                 *sets = (0..l.len())

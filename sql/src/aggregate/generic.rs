@@ -29,6 +29,20 @@ fn to_array(vals: &[Option<ScalarValue>], ty: &DataType) -> Result<ArrayRef> {
     Ok(arrow::compute::concat(&refs)?)
 }
 
+/// Column `i` of a saved state.
+fn saved_column(state: &[ArrayRef], i: usize) -> Result<&ArrayRef> {
+    state
+        .get(i)
+        .ok_or_else(|| crate::error::Error::Internal { message: format!("saved aggregate state: no column {i}") })
+}
+
+/// An array's values as scalars (NULL as `None`): the inverse of [`to_array`].
+fn scalars(a: &ArrayRef) -> Result<Vec<Option<ScalarValue>>> {
+    (0..a.len())
+        .map(|i| if a.is_null(i) { Ok(None) } else { ScalarValue::try_from_array(a.as_ref(), i).map(Some) })
+        .collect()
+}
+
 fn values(a: &ArrayRef) -> Result<ArrayRef> {
     crate::functions::cast::cast_array(a, crate::functions::value_type(a.data_type()))
 }
@@ -89,10 +103,7 @@ impl Accumulator for AnyAcc {
     }
 
     fn load(&mut self, state: &[ArrayRef]) -> Result<()> {
-        let a = state.first().ok_or_else(|| crate::error::Error::Internal { message: "empty saved state".into() })?;
-        self.vals = (0..a.len())
-            .map(|i| if a.is_null(i) { Ok(None) } else { ScalarValue::try_from_array(a.as_ref(), i).map(Some) })
-            .collect::<Result<_>>()?;
+        self.vals = scalars(saved_column(state, 0)?)?;
         Ok(())
     }
 
@@ -168,10 +179,7 @@ impl Accumulator for MinMaxGeneric {
     }
 
     fn load(&mut self, state: &[ArrayRef]) -> Result<()> {
-        let a = state.first().ok_or_else(|| crate::error::Error::Internal { message: "empty saved state".into() })?;
-        self.vals = (0..a.len())
-            .map(|i| if a.is_null(i) { Ok(None) } else { ScalarValue::try_from_array(a.as_ref(), i).map(Some) })
-            .collect::<Result<_>>()?;
+        self.vals = scalars(saved_column(state, 0)?)?;
         Ok(())
     }
 
@@ -253,16 +261,12 @@ impl Accumulator for ArgAcc {
     }
 
     fn load(&mut self, state: &[ArrayRef]) -> Result<()> {
-        let (Some(a), Some(v)) = (state.first(), state.get(1)) else {
-            return Err(crate::error::Error::Internal { message: "saved arg_min/arg_max state".into() });
-        };
-        self.best = (0..v.len())
-            .map(|i| {
-                if v.is_null(i) {
-                    return Ok(None);
-                }
-                Ok(Some((ScalarValue::try_from_array(a.as_ref(), i)?, ScalarValue::try_from_array(v.as_ref(), i)?)))
-            })
+        let (args, vals) = (saved_column(state, 0)?, scalars(saved_column(state, 1)?)?);
+        // A group is present when it has a value (its arg may be NULL).
+        self.best = vals
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| v.map(|v| Ok((ScalarValue::try_from_array(args.as_ref(), i)?, v))).transpose())
             .collect::<Result<_>>()?;
         Ok(())
     }
@@ -351,17 +355,10 @@ impl Accumulator for GroupArrayAcc {
     }
 
     fn load(&mut self, state: &[ArrayRef]) -> Result<()> {
-        let l = state
-            .first()
-            .and_then(|a| a.as_any().downcast_ref::<ListArray>())
-            .ok_or_else(|| crate::error::Error::Internal { message: "saved group_array state is not a list".into() })?;
-        self.items = 0;
-        self.lists = (0..l.len())
-            .map(|g| {
-                let v = l.value(g);
-                (0..v.len()).map(|i| ScalarValue::try_from_array(v.as_ref(), i)).collect::<Result<Vec<_>>>()
-            })
-            .collect::<Result<_>>()?;
+        let l = super::saved_list(state, 0)?;
+        // group_array keeps no NULLs.
+        self.lists =
+            (0..l.len()).map(|g| Ok(scalars(&l.value(g))?.into_iter().flatten().collect())).collect::<Result<_>>()?;
         self.items = self.lists.iter().map(Vec::len).sum();
         Ok(())
     }

@@ -214,10 +214,7 @@ impl Accumulator for QuantileAcc {
     }
 
     fn load(&mut self, state: &[ArrayRef]) -> Result<()> {
-        let l = state
-            .first()
-            .and_then(|a| arrow::array::AsArray::as_list_opt::<i32>(a.as_ref()))
-            .ok_or_else(|| crate::error::Error::Internal { message: "saved quantile state is not a list".into() })?;
+        let l = super::saved_list(state, 0)?;
         self.vals = (0..l.len())
             .map(|i| {
                 let v = l.value(i);

@@ -45,15 +45,6 @@ pub fn create(call: &AggCall) -> Result<Box<dyn Accumulator>> {
     })
 }
 
-/// Column `i` of a saved state as i64 values.
-fn ints(state: &[ArrayRef], i: usize) -> Result<Vec<i64>> {
-    state
-        .get(i)
-        .and_then(|a| a.as_any().downcast_ref::<Int64Array>())
-        .map(|a| a.values().to_vec())
-        .ok_or_else(|| Error::Internal { message: format!("saved state column {i} is not int64") })
-}
-
 #[derive(Debug, Clone)]
 struct Count {
     star: bool,
@@ -105,7 +96,7 @@ impl Accumulator for Count {
     }
 
     fn load(&mut self, state: &[ArrayRef]) -> Result<()> {
-        self.counts = ints(state, 0)?;
+        self.counts = super::saved::<arrow::datatypes::Int64Type>(state, 0)?.values().to_vec();
         Ok(())
     }
     fn into_any(self: Box<Self>) -> Box<dyn Any> {
@@ -221,7 +212,7 @@ impl Accumulator for Sum {
         )?
         .values()
         .to_vec();
-        self.n = ints(state, 2)?;
+        self.n = super::saved::<arrow::datatypes::Int64Type>(state, 2)?.values().to_vec();
         Ok(())
     }
     fn into_any(self: Box<Self>) -> Box<dyn Any> {
@@ -295,7 +286,7 @@ impl Accumulator for Avg {
         )?
         .values()
         .to_vec();
-        self.counts = ints(state, 1)?;
+        self.counts = super::saved::<arrow::datatypes::Int64Type>(state, 1)?.values().to_vec();
         Ok(())
     }
     fn into_any(self: Box<Self>) -> Box<dyn Any> {
@@ -405,8 +396,7 @@ impl Accumulator for MinMax {
     fn load(&mut self, state: &[ArrayRef]) -> Result<()> {
         use arrow::array::AsArray;
         let bad = || Error::Internal { message: "saved min/max multiset".into() };
-        let keys = state.first().and_then(|a| a.as_list_opt::<i32>()).ok_or_else(bad)?;
-        let counts = state.get(1).and_then(|a| a.as_list_opt::<i32>()).ok_or_else(bad)?;
+        let (keys, counts) = (super::saved_list(state, 0)?, super::saved_list(state, 1)?);
         self.sets = (0..keys.len())
             .map(|g| {
                 let k = keys.value(g);
