@@ -50,6 +50,9 @@ const DELTA_ID: usize = usize::MAX - 1;
 /// Longest a running query waits for input before it looks at its cancel flag and timers.
 pub const POLL_SLICE: Duration = Duration::from_millis(20);
 
+/// Longest a running query goes without publishing its [`LiveStats`] while rows keep coming.
+const LIVE_STATS_EVERY: Duration = Duration::from_millis(50);
+
 /// Default emission period of a global streaming aggregation.
 pub const DEFAULT_GLOBAL_PERIOD: Duration = Duration::from_secs(2);
 
@@ -1076,6 +1079,8 @@ pub struct StreamingQuery {
     start_positions: Vec<u64>,
     skip_errors: bool,
     live: Arc<LiveStats>,
+    /// When `live` was last published.
+    live_at: Instant,
     /// The source's shard facts for the batch being processed (multi-shard streams).
     waiting: Option<(Option<usize>, Vec<bool>)>,
 }
@@ -1122,6 +1127,7 @@ impl StreamingQuery {
             stats: StreamStats::default(),
             done: false,
             live: Arc::default(),
+            live_at: now,
             waiting: None,
         };
         if q.partition.is_none() {
@@ -1304,6 +1310,7 @@ impl StreamingQuery {
                 Some(b) => {
                     self.last_input = Instant::now();
                     let (shard, waiting) = (self.source.batch_shard(), self.source.waiting_shards());
+                    let more = waiting.iter().any(|w| *w);
                     if waiting.len() > 1 {
                         for s in self.subs.iter_mut() {
                             s.wm.set_source(shard, waiting.clone());
@@ -1311,7 +1318,12 @@ impl StreamingQuery {
                         self.waiting = Some((shard, waiting));
                     }
                     self.process(b)?;
-                    self.live.store(&self.stats());
+                    // `stats()` walks every substream and window: publish it when the input is
+                    // drained (so it is exact once the query caught up) or every 50 ms.
+                    if !more || self.live_at.elapsed() >= LIVE_STATS_EVERY {
+                        self.live.store(&self.stats());
+                        self.live_at = Instant::now();
+                    }
                 }
                 None => {
                     if self.source.is_finished() {
