@@ -214,14 +214,7 @@ impl Table for EngineTable {
         let columns = req.columns.clone();
         let finish: Box<dyn Fn(RecordBatch) -> sluice_sql::Result<RecordBatch> + Send> = match result_schema {
             Some(schema) => Box::new(move |b| with_aliases(&b, &schema, &aliases)),
-            None => Box::new(move |b| {
-                let idx = columns
-                    .iter()
-                    .map(|c| b.schema().index_of(c))
-                    .collect::<std::result::Result<Vec<_>, _>>()
-                    .map_err(|e| sluice_sql::Error::Internal { message: e.to_string() })?;
-                b.project(&idx).map_err(|e| sluice_sql::Error::Internal { message: e.to_string() })
-            }),
+            None => Box::new(move |b| project_names(&b, &columns)),
         };
         Ok(Box::new(EngineSource::new(&db, sub, finish).with_backlog(backlog)))
     }
@@ -282,15 +275,20 @@ impl KvReader {
         let out = if columns.iter().any(|c| is_alias(c)) {
             with_aliases(&latest, &schema, &self.aliases)?
         } else {
-            let idx = columns
-                .iter()
-                .map(|c| latest.schema().index_of(c))
-                .collect::<std::result::Result<Vec<_>, _>>()
-                .map_err(|e| sluice_sql::Error::Internal { message: e.to_string() })?;
-            latest.project(&idx).map_err(|e| sluice_sql::Error::Internal { message: e.to_string() })?
+            project_names(&latest, columns)?
         };
         Ok(vec![out])
     }
+}
+
+/// The columns of `b` named `columns`, in that order.
+fn project_names(b: &RecordBatch, columns: &[String]) -> sluice_sql::Result<RecordBatch> {
+    let idx = columns
+        .iter()
+        .map(|c| b.schema().index_of(c))
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| sluice_sql::Error::Internal { message: e.to_string() })?;
+    b.project(&idx).map_err(|e| sluice_sql::Error::Internal { message: e.to_string() })
 }
 
 /// The batch with the ALIAS columns of `schema` computed, in `schema`'s column order.

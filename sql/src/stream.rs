@@ -116,11 +116,6 @@ impl StreamPlan {
         &self.table
     }
 
-    /// Where the read starts and which columns it reads.
-    pub fn request(&self) -> &SubscribeRequest {
-        &self.request
-    }
-
     /// Starts reading from `request().start` (or `start` when given).
     pub fn start(&self, start: Option<SeekTo>, ctx: &ExecContext) -> Result<StreamingQuery> {
         let mut req = self.request.clone();
@@ -176,11 +171,6 @@ impl StreamPlan {
     /// Every stream the query reads: its source and the sides of its joins.
     pub fn tables(&self) -> &[String] {
         &self.tables
-    }
-
-    /// Whether the query keeps aggregation state.
-    pub fn is_stateful(&self) -> bool {
-        self.agg.is_some()
     }
 
     /// The operators, one per line.
