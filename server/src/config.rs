@@ -26,6 +26,10 @@ pub struct Config {
     pub http_body_limit: usize,
     /// How long a graceful stop waits for running statements before cancelling them.
     pub shutdown_grace: Duration,
+    /// The most a `COPY ... FROM STDIN` may hold in memory, about the size of its parsed rows
+    /// (a COPY is all-or-nothing, so its rows are kept until it ends and then appended at
+    /// once). A larger COPY fails with SQLSTATE 54000 and writes nothing.
+    pub copy_max_bytes: usize,
 }
 
 impl Default for Config {
@@ -39,6 +43,7 @@ impl Default for Config {
             max_connections: 256,
             http_body_limit: 10 * 1024 * 1024,
             shutdown_grace: Duration::from_secs(3),
+            copy_max_bytes: 128 * 1024 * 1024,
         }
     }
 }

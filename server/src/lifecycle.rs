@@ -50,7 +50,8 @@ impl Server {
             .build()
             .map_err(|source| Error::Io { what: "starting the tokio runtime".into(), source })?;
         let metrics = Arc::new(Metrics::default());
-        let shared = Arc::new(pg::Shared::new(db.clone(), metrics.clone(), config.password.as_deref()));
+        let shared =
+            Arc::new(pg::Shared::new(db.clone(), metrics.clone(), config.password.as_deref(), config.copy_max_bytes));
         let (stop, stop_rx) = watch::channel(false);
         let pg_listener = runtime
             .block_on(tokio::net::TcpListener::bind(config.pg_listen))

@@ -30,12 +30,20 @@ use crate::metrics::Metrics;
 mod cancel;
 /// `SET`, `SHOW`, transactions and catalog queries answered by the server.
 mod catalog;
+/// COPY, DECLARE, FETCH, MOVE and CLOSE: parsed by the server, not the engine.
+mod command;
+/// COPY FROM STDIN and COPY TO STDOUT.
+mod copy;
+/// DECLARE / FETCH / CLOSE.
+mod cursor;
 /// Arrow values as Postgres text and binary values.
 mod encode;
 /// The query protocol handlers.
 mod handler;
 /// `$n` parameters: where, which type, and as literals.
 mod params;
+/// `pg_catalog` and `information_schema` tables built from the real catalog.
+mod pg_catalog;
 /// Statements on blocking threads, batches through a bounded channel.
 mod runner;
 /// SCRAM-SHA-256.
@@ -49,16 +57,19 @@ pub(crate) struct Shared {
     pub secret: Option<scram::Secret>,
     pub registry: Arc<cancel::Registry>,
     pub shutting_down: AtomicBool,
+    /// The most a COPY FROM STDIN holds in memory (see `Config::copy_max_bytes`).
+    pub copy_max_bytes: usize,
 }
 
 impl Shared {
-    pub fn new(db: Database, metrics: Arc<Metrics>, password: Option<&str>) -> Self {
+    pub fn new(db: Database, metrics: Arc<Metrics>, password: Option<&str>, copy_max_bytes: usize) -> Self {
         Shared {
             db,
             metrics,
             secret: password.map(scram::Secret::new),
             registry: Arc::default(),
             shutting_down: AtomicBool::new(false),
+            copy_max_bytes,
         }
     }
 
@@ -83,6 +94,10 @@ pub(crate) struct ConnState {
     pub entry: Mutex<Option<Arc<cancel::ConnEntry>>>,
     guard: Mutex<Option<cancel::ConnGuard>>,
     pub portals: handler::PortalRuns,
+    /// The COPY FROM STDIN in progress.
+    pub copy: Mutex<Option<copy::Pending>>,
+    /// Open cursors.
+    pub cursors: cursor::Cursors,
 }
 
 /// The handlers of one connection.
@@ -102,6 +117,9 @@ impl PgWireServerHandlers for Handlers {
         self.0.clone()
     }
     fn startup_handler(&self) -> Arc<impl StartupHandler> {
+        self.0.clone()
+    }
+    fn copy_handler(&self) -> Arc<impl pgwire::api::copy::CopyHandler> {
         self.0.clone()
     }
     fn cancel_handler(&self) -> Arc<impl CancelHandler> {

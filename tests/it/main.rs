@@ -6,6 +6,7 @@ mod engine_model;
 mod engine_sql;
 mod server_http;
 mod server_pg;
+mod server_pg_tools;
 mod slt;
 mod streaming;
 mod views;

@@ -1,7 +1,8 @@
 //! What Postgres clients ask a server that is not sluice SQL: `SET`/`SHOW` of session
 //! settings, transaction statements (accepted as no-ops: every sluice statement commits on
-//! its own), `SELECT version()` and friends, and `pg_catalog`/`information_schema` queries
-//! (answered with no rows but the columns asked for, so tools connect instead of failing).
+//! its own), `SELECT version()` and friends; queries over `pg_catalog`/`information_schema`
+//! are sent to [`pg_catalog`](super::pg_catalog), which runs them over tables built from the
+//! real catalog.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -26,6 +27,10 @@ pub(crate) enum Answer {
     Set { name: String, value: String },
     /// Rows of text.
     Rows(RecordBatch),
+    /// A query over `pg_catalog` / `information_schema`, run over the in-memory catalog
+    /// tables (see [`pg_catalog`](super::pg_catalog)); if sluice cannot run it, no rows with
+    /// the columns `names`.
+    Catalog { sql: String, names: Vec<String> },
 }
 
 /// Per-connection session state.
@@ -108,6 +113,21 @@ impl Session {
         self.settings.lock().insert(name.to_ascii_lowercase(), value.to_string());
     }
 
+    /// A copy for a catalog query on another thread.
+    pub fn clone_for_catalog(&self) -> Self {
+        Session {
+            user: self.user.clone(),
+            database: self.database.clone(),
+            pid: Mutex::new(*self.pid.lock()),
+            settings: Mutex::new(self.settings.lock().clone()),
+        }
+    }
+
+    /// Every setting, by name (`pg_settings`).
+    pub fn settings(&self) -> Vec<(String, String)> {
+        self.settings.lock().iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+
     fn show(&self, name: &str) -> Option<String> {
         let n = name.to_ascii_lowercase();
         let n = match n.as_str() {
@@ -123,10 +143,6 @@ fn one_row(names: &[String], values: Vec<Option<String>>) -> RecordBatch {
     let schema = text_schema(names);
     let cols: Vec<ArrayRef> = values.into_iter().map(|v| Arc::new(StringArray::from(vec![v])) as ArrayRef).collect();
     RecordBatch::try_new(schema, cols).expect("one text column per name")
-}
-
-fn empty_rows(names: &[String]) -> RecordBatch {
-    RecordBatch::new_empty(text_schema(names))
 }
 
 fn normalize(sql: &str) -> String {
@@ -199,15 +215,11 @@ pub(crate) fn intercept(sql: &str, session: &Session) -> Option<Answer> {
 }
 
 fn select_answer(sql: &str, normalized: &str, session: &Session) -> Option<Answer> {
-    let catalog = normalized.contains("pg_catalog.")
-        || normalized.contains("information_schema.")
-        || [" pg_class", " pg_namespace", " pg_type", " pg_attribute", " pg_database", " pg_settings", " pg_proc"]
-            .iter()
-            .any(|t| normalized.contains(t));
+    let catalog = super::pg_catalog::reads_catalog(normalized);
     let stmts = Parser::parse_sql(&PostgreSqlDialect {}, sql).ok()?;
     let [sluice_sql::sqlparser::ast::Statement::Query(q)] = stmts.as_slice() else { return None };
     let SetExpr::Select(select) = q.body.as_ref() else {
-        return catalog.then(|| Answer::Rows(empty_rows(&["?column?".to_string()])));
+        return catalog.then(|| Answer::Catalog { sql: sql.to_string(), names: vec!["?column?".to_string()] });
     };
     let mut names = vec![];
     let mut values = vec![];
@@ -230,7 +242,7 @@ fn select_answer(sql: &str, normalized: &str, session: &Session) -> Option<Answe
         values.push(value);
     }
     if catalog && !select.from.is_empty() {
-        return Some(Answer::Rows(empty_rows(&names)));
+        return Some(Answer::Catalog { sql: sql.to_string(), names });
     }
     if !select.from.is_empty() {
         return None;
@@ -304,11 +316,12 @@ mod tests {
         assert_eq!(sluice::text::format_value(b.column(0), 0).as_deref(), Some("read committed"));
         let Some(Answer::Rows(b)) = intercept("select pg_catalog.version()", &s) else { panic!() };
         assert!(sluice::text::format_value(b.column(0), 0).unwrap().starts_with("PostgreSQL 16"));
-        let Some(Answer::Rows(b)) = intercept("SELECT typname, oid FROM pg_catalog.pg_type WHERE oid = 25", &s) else {
+        let Some(Answer::Catalog { names, .. }) =
+            intercept("SELECT typname, oid FROM pg_catalog.pg_type WHERE oid = 25", &s)
+        else {
             panic!()
         };
-        assert_eq!(b.num_rows(), 0);
-        assert_eq!(b.schema().field(1).name(), "oid");
+        assert_eq!(names, vec!["typname".to_string(), "oid".to_string()]);
         assert!(intercept("SELECT 1", &s).is_none());
         assert!(intercept("SHOW STREAMS", &s).is_none());
         assert!(intercept("SELECT * FROM table(s)", &s).is_none());

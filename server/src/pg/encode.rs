@@ -101,6 +101,11 @@ pub(crate) fn data_row(batch: &RecordBatch, row: usize, cols: &[Col], buf: &mut 
     DataRow::new(buf.split(), cols.len() as i16)
 }
 
+/// One value in text format, as a query sends it (COPY TO writes the same text).
+pub(crate) fn write_text_value(array: &ArrayRef, row: usize, pg: &Type, buf: &mut BytesMut) {
+    write_text(array, row, pg, buf)
+}
+
 fn write_text(array: &ArrayRef, row: usize, pg: &Type, buf: &mut BytesMut) {
     match array.data_type() {
         DataType::Dictionary(..) => {

@@ -27,13 +27,16 @@ use pgwire::messages::response::{
     CommandComplete, EmptyQueryResponse, NoticeResponse, ReadyForQuery, TransactionStatus,
 };
 use pgwire::messages::simplequery::Query;
+use sluice::arrow::array::RecordBatch;
 use sluice_sql::Statement;
 
 use super::catalog::{Answer, Session};
+use super::command::{self, Command};
 use super::encode::{self, Col};
 use super::params::{self, Placeholders};
 use super::runner::{self, Rows, Source, Started};
 use super::{ConnHandler, Shared};
+use crate::error::{WireError, wire_sqlstate};
 use crate::metrics::Metrics;
 use crate::sqlstate;
 
@@ -85,19 +88,26 @@ pub(crate) fn engine_error(e: &sluice::Error) -> PgWireError {
     user_error(sqlstate(e), e.to_string())
 }
 
+/// An error the server raises itself as a client error.
+pub(crate) fn wire_error(e: WireError) -> PgWireError {
+    user_error(wire_sqlstate(&e), e.to_string())
+}
+
 pub(crate) fn user_error(code: &str, message: impl Into<String>) -> PgWireError {
     PgWireError::UserError(Box::new(ErrorInfo::new("ERROR".into(), code.into(), message.into())))
 }
 
-fn cancelled() -> PgWireError {
+pub(crate) fn cancelled() -> PgWireError {
     user_error("57014", "canceling statement due to user request")
 }
 
 /// One thing to run.
 #[derive(Debug)]
-enum Item {
+pub(crate) enum Item {
     Answer(Answer),
     Engine(Statement),
+    /// COPY, DECLARE, FETCH, MOVE or CLOSE, with the planned query of COPY TO and DECLARE.
+    Wire(Command, Option<Box<Item>>),
 }
 
 impl Item {
@@ -105,6 +115,7 @@ impl Item {
     fn read_only(&self) -> bool {
         match self {
             Item::Answer(a) => !matches!(a, Answer::Set { .. }),
+            Item::Wire(..) => false,
             Item::Engine(s) => matches!(
                 s,
                 Statement::Query(_)
@@ -119,7 +130,7 @@ impl Item {
 }
 
 /// What one statement produced, before its rows are sent.
-enum Outcome {
+pub(crate) enum Outcome {
     Command(String, Vec<String>),
     Rows(Rows),
 }
@@ -132,7 +143,7 @@ pub(crate) struct PortalRuns {
 }
 
 impl ConnHandler {
-    fn session(&self) -> PgWireResult<Arc<Session>> {
+    pub(crate) fn session(&self) -> PgWireResult<Arc<Session>> {
         self.state.session.lock().clone().ok_or(PgWireError::NotReadyForQuery)
     }
 
@@ -140,8 +151,42 @@ impl ConnHandler {
         &self.shared.metrics
     }
 
-    /// The statements of `sql`.
+    /// The statements of `sql`. Statements the server parses itself (COPY, cursors) are cut
+    /// out of the text first; everything else goes to the engine's parser as one text, so its
+    /// errors point into the original query.
     fn plan(&self, sql: &str, session: &Session) -> PgWireResult<Vec<Item>> {
+        let pieces = command::split(sql);
+        if !pieces.iter().any(|p| command::is_command(p)) {
+            return self.plan_engine(sql, session);
+        }
+        let mut items = vec![];
+        for piece in pieces {
+            match command::parse(piece) {
+                Some(cmd) => items.push(self.plan_command(cmd.map_err(wire_error)?, session)?),
+                None => items.extend(self.plan_engine(piece, session)?),
+            }
+        }
+        Ok(items)
+    }
+
+    /// A server command, with the query of COPY TO and DECLARE planned.
+    fn plan_command(&self, cmd: Command, session: &Session) -> PgWireResult<Item> {
+        let query = match &cmd {
+            Command::CopyTo { query, .. } | Command::Declare { query, .. } => query,
+            _ => return Ok(Item::Wire(cmd, None)),
+        };
+        let mut items = self.plan_engine(query, session)?;
+        let what = if matches!(cmd, Command::CopyTo { .. }) { "COPY (query) TO" } else { "DECLARE CURSOR" };
+        match (items.pop(), items.is_empty()) {
+            (Some(item), true) if item.read_only() && !matches!(item, Item::Answer(Answer::Command(_))) => {
+                Ok(Item::Wire(cmd, Some(Box::new(item))))
+            }
+            _ => Err(wire_error(WireError::Syntax(format!("{what} needs one query that returns rows")))),
+        }
+    }
+
+    /// Statements for the engine (or answered by [`catalog`](super::catalog)).
+    fn plan_engine(&self, sql: &str, session: &Session) -> PgWireResult<Vec<Item>> {
         if let Some(a) = super::catalog::intercept(sql, session) {
             return Ok(vec![Item::Answer(a)]);
         }
@@ -160,8 +205,9 @@ impl ConnHandler {
 
     /// Starts one item: engine statements on a blocking thread; a cancel while it starts ends
     /// it with 57014.
-    async fn start(&self, item: Item, session: &Session, apply_set: bool) -> PgWireResult<Outcome> {
+    pub(crate) async fn start(&self, item: Item, session: &Session, apply_set: bool) -> PgWireResult<Outcome> {
         match item {
+            Item::Wire(..) => Err(user_error("XX000", "a server command cannot be started as a statement")),
             Item::Answer(Answer::Command(tag)) => Ok(Outcome::Command(tag, vec![])),
             Item::Answer(Answer::Set { name, value }) => {
                 if apply_set {
@@ -170,6 +216,18 @@ impl ConnHandler {
                 Ok(Outcome::Command("SET".into(), vec![]))
             }
             Item::Answer(Answer::Rows(batch)) => Ok(Outcome::Rows(Rows::ready(batch.schema(), vec![batch]))),
+            Item::Answer(Answer::Catalog { sql, names }) => {
+                let db = self.shared.db.clone();
+                let s = Arc::new(Session::clone_for_catalog(session));
+                let result = tokio::task::spawn_blocking(move || super::pg_catalog::run(&sql, &db, &s))
+                    .await
+                    .map_err(|e| user_error("XX000", format!("the catalog query's thread failed: {e}")))?;
+                let batches = result.unwrap_or_else(|why| {
+                    tracing::debug!(reason = %why, "catalog query answered with no rows");
+                    vec![RecordBatch::new_empty(encode::text_schema(&names))]
+                });
+                Ok(Outcome::Rows(Rows::ready(batches[0].schema(), batches)))
+            }
             Item::Engine(stmt) => {
                 if self.shared.shutting_down.load(Ordering::Acquire) {
                     return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
@@ -202,14 +260,20 @@ impl ConnHandler {
         }
     }
 
-    fn entry(&self) -> PgWireResult<Arc<super::cancel::ConnEntry>> {
+    pub(crate) fn entry(&self) -> PgWireResult<Arc<super::cancel::ConnEntry>> {
         self.state.entry.lock().clone().ok_or(PgWireError::NotReadyForQuery)
     }
 
     /// Sends rows until the result ends (`Ok(true)`) or `max_rows` rows were sent
     /// (`Ok(false)`, the portal is suspended). Flushes whenever no batch is waiting, so a
     /// streaming query's rows reach the client as they are produced.
-    async fn send_rows<C>(&self, client: &mut C, rows: &mut Rows, cols: &[Col], max_rows: usize) -> PgWireResult<bool>
+    pub(crate) async fn send_rows<C>(
+        &self,
+        client: &mut C,
+        rows: &mut Rows,
+        cols: &[Col],
+        max_rows: usize,
+    ) -> PgWireResult<bool>
     where
         C: Sink<PgWireBackendMessage> + Unpin + Send,
         C::Error: Debug,
@@ -275,7 +339,7 @@ impl ConnHandler {
         }
     }
 
-    async fn send_command<C>(&self, client: &mut C, tag: String, notices: Vec<String>) -> PgWireResult<()>
+    pub(crate) async fn send_command<C>(&self, client: &mut C, tag: String, notices: Vec<String>) -> PgWireResult<()>
     where
         C: Sink<PgWireBackendMessage> + Unpin + Send,
         C::Error: Debug,
@@ -289,8 +353,9 @@ impl ConnHandler {
         Ok(())
     }
 
-    /// Runs the statements of a simple query in order, stopping at the first error.
-    async fn run_simple<C>(&self, client: &mut C, sql: &str, txn: &mut TransactionStatus) -> PgWireResult<()>
+    /// Runs the statements of a simple query in order, stopping at the first error. `Ok(true)`:
+    /// the last one is a COPY FROM STDIN, now waiting for the client's data.
+    async fn run_simple<C>(&self, client: &mut C, sql: &str, txn: &mut TransactionStatus) -> PgWireResult<bool>
     where
         C: Sink<PgWireBackendMessage> + Unpin + Send,
         C::Error: Debug,
@@ -298,17 +363,28 @@ impl ConnHandler {
     {
         let session = self.session()?;
         let items = self.plan(sql, &session)?;
-        for item in items {
+        let count = items.len();
+        for (i, item) in items.into_iter().enumerate() {
             let _busy = self.shared.registry.busy();
             self.entry()?.begin();
+            if let Item::Wire(cmd, inner) = item {
+                if matches!(cmd, Command::CopyFrom { .. }) && i + 1 < count {
+                    return Err(wire_error(WireError::NotSupported(
+                        "COPY FROM STDIN must be the last statement of a query string".into(),
+                    )));
+                }
+                let in_txn = *txn == TransactionStatus::Transaction;
+                let copying = self.run_wire(client, cmd, inner, None, true, in_txn).await?;
+                self.entry()?.end();
+                if copying {
+                    return Ok(true);
+                }
+                continue;
+            }
             let result = self.start(item, &session, true).await;
             match result? {
                 Outcome::Command(tag, notices) => {
-                    match tag.as_str() {
-                        "BEGIN" => *txn = TransactionStatus::Transaction,
-                        "COMMIT" | "ROLLBACK" => *txn = TransactionStatus::Idle,
-                        _ => {}
-                    }
+                    *txn = self.after_command(&tag, *txn);
                     self.send_command(client, tag, notices).await?;
                 }
                 Outcome::Rows(mut rows) => {
@@ -321,7 +397,24 @@ impl ConnHandler {
             }
             self.entry()?.end();
         }
-        Ok(())
+        Ok(false)
+    }
+
+    /// The transaction status after a command; COMMIT and ROLLBACK close the cursors declared
+    /// in the transaction without HOLD, DISCARD ALL closes every cursor.
+    fn after_command(&self, tag: &str, txn: TransactionStatus) -> TransactionStatus {
+        match tag {
+            "BEGIN" => TransactionStatus::Transaction,
+            "COMMIT" | "ROLLBACK" => {
+                self.state.cursors.end_transaction();
+                TransactionStatus::Idle
+            }
+            "DISCARD ALL" => {
+                self.state.cursors.close_all();
+                txn
+            }
+            _ => txn,
+        }
     }
 
     /// The SQL of a bound portal with its parameters as literals.
@@ -358,7 +451,7 @@ impl ConnHandler {
     }
 }
 
-fn row_description(cols: &[Col]) -> RowDescription {
+pub(crate) fn row_description(cols: &[Col]) -> RowDescription {
     RowDescription::new(encode::field_infos(cols).iter().map(FieldDescription::from).collect())
 }
 
@@ -378,24 +471,17 @@ impl SimpleQueryHandler for ConnHandler {
         let mut txn = client.transaction_status();
         if query.query.chars().all(|c| c == ';' || c.is_whitespace()) {
             client.feed(PgWireBackendMessage::EmptyQueryResponse(EmptyQueryResponse::new())).await?;
-        } else if let Err(e) = self.run_simple(client, &query.query, &mut txn).await {
-            if let Ok(entry) = self.entry() {
-                entry.end();
-            }
-            match e {
-                PgWireError::UserError(info) => {
-                    Metrics::add(&self.metrics().pg_errors, 1);
-                    let fatal = info.is_fatal();
-                    client.feed(PgWireBackendMessage::ErrorResponse((*info).into())).await?;
-                    if fatal {
-                        client.flush().await?;
-                        return Err(PgWireError::IoError(std::io::Error::other("connection terminated")));
-                    }
-                    if txn == TransactionStatus::Transaction {
-                        txn = TransactionStatus::Error;
-                    }
+        } else {
+            match self.run_simple(client, &query.query, &mut txn).await {
+                Ok(false) => {}
+                Ok(true) => {
+                    // COPY FROM STDIN: ReadyForQuery follows the client's CopyDone.
+                    client.set_transaction_status(txn);
+                    client.set_state(PgWireConnectionState::CopyInProgress(false));
+                    client.flush().await?;
+                    return Ok(());
                 }
-                other => return Err(other),
+                Err(e) => self.simple_error(client, e, &mut txn).await?,
             }
         }
         client.set_state(PgWireConnectionState::ReadyForQuery);
@@ -413,6 +499,36 @@ impl SimpleQueryHandler for ConnHandler {
     {
         // on_query is overridden and never calls this.
         Ok(vec![])
+    }
+}
+
+impl ConnHandler {
+    /// Reports the error that ended a simple query (a FATAL one ends the connection).
+    async fn simple_error<C>(&self, client: &mut C, e: PgWireError, txn: &mut TransactionStatus) -> PgWireResult<()>
+    where
+        C: Sink<PgWireBackendMessage> + Unpin + Send,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if let Ok(entry) = self.entry() {
+            entry.end();
+        }
+        match e {
+            PgWireError::UserError(info) => {
+                Metrics::add(&self.metrics().pg_errors, 1);
+                let fatal = info.is_fatal();
+                client.feed(PgWireBackendMessage::ErrorResponse((*info).into())).await?;
+                if fatal {
+                    client.flush().await?;
+                    return Err(PgWireError::IoError(std::io::Error::other("connection terminated")));
+                }
+                if *txn == TransactionStatus::Transaction {
+                    *txn = TransactionStatus::Error;
+                }
+                Ok(())
+            }
+            other => Err(other),
+        }
     }
 }
 
@@ -472,11 +588,23 @@ impl ExtendedQueryHandler for ConnHandler {
         if let Ok(entry) = self.entry() {
             entry.end();
         }
-        client.set_state(PgWireConnectionState::ReadyForQuery);
-        if result.is_err() {
-            Metrics::add(&self.metrics().pg_errors, 1);
+        match result {
+            Ok(true) => {
+                // COPY FROM STDIN: the client's CopyDone and Sync end it.
+                client.set_state(PgWireConnectionState::CopyInProgress(true));
+                client.flush().await?;
+                Ok(())
+            }
+            Ok(false) => {
+                client.set_state(PgWireConnectionState::ReadyForQuery);
+                Ok(())
+            }
+            Err(e) => {
+                client.set_state(PgWireConnectionState::ReadyForQuery);
+                Metrics::add(&self.metrics().pg_errors, 1);
+                Err(e)
+            }
         }
-        result
     }
 
     async fn on_sync<C>(&self, client: &mut C, _message: PgSync) -> PgWireResult<()>
@@ -539,6 +667,16 @@ impl ExtendedQueryHandler for ConnHandler {
         let sql = params::substitute(&p.sql, &p.placeholders, &dummies);
         let session = self.session()?;
         let fields = match self.single_item(&sql, &session)? {
+            Some(Item::Wire(Command::CopyFrom { stream, columns, format }, _)) => {
+                self.copy_target(&stream, columns, format)?;
+                vec![]
+            }
+            Some(Item::Wire(Command::Fetch { name, skip: false, .. }, _)) => self
+                .state
+                .cursors
+                .schema(&name)
+                .map(|s| encode::field_infos(&encode::columns(&s, None)))
+                .unwrap_or_default(),
             Some(item) if item.read_only() => {
                 self.entry()?.begin();
                 let outcome = self.start(item, &session, false).await;
@@ -573,6 +711,15 @@ impl ExtendedQueryHandler for ConnHandler {
         let sql = Self::bound_sql(portal)?;
         let session = self.session()?;
         match self.single_item(&sql, &session)? {
+            Some(Item::Wire(Command::Fetch { name, skip: false, .. }, _)) => {
+                let fields = self
+                    .state
+                    .cursors
+                    .schema(&name)
+                    .map(|s| encode::field_infos(&encode::columns(&s, Some(&portal.result_column_format))))
+                    .unwrap_or_default();
+                Ok(DescribePortalResponse::new(fields))
+            }
             Some(item) if item.read_only() => {
                 self.entry()?.begin();
                 let outcome = self.start(item, &session, false).await;
@@ -610,13 +757,14 @@ impl ExtendedQueryHandler for ConnHandler {
 }
 
 impl ConnHandler {
+    /// Runs (or resumes) a portal; `Ok(true)`: a COPY FROM STDIN now waits for data.
     async fn execute_portal<C>(
         &self,
         client: &mut C,
         portal: &Portal<Arc<Prepared>>,
         name: &str,
         max_rows: usize,
-    ) -> PgWireResult<()>
+    ) -> PgWireResult<bool>
     where
         C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::Error: Debug,
@@ -635,19 +783,20 @@ impl ConnHandler {
                 let sql = Self::bound_sql(portal)?;
                 let Some(item) = self.single_item(&sql, &session)? else {
                     client.feed(PgWireBackendMessage::EmptyQueryResponse(EmptyQueryResponse::new())).await?;
-                    return Ok(());
+                    return Ok(false);
                 };
                 self.entry()?.begin();
+                if let Item::Wire(cmd, inner) = item {
+                    let in_txn = client.transaction_status() == TransactionStatus::Transaction;
+                    let formats = Some(&portal.result_column_format);
+                    return self.run_wire(client, cmd, inner, formats, false, in_txn).await;
+                }
                 match self.start(item, &session, true).await? {
                     Outcome::Command(tag, notices) => {
-                        let mut txn = client.transaction_status();
-                        match tag.as_str() {
-                            "BEGIN" => txn = TransactionStatus::Transaction,
-                            "COMMIT" | "ROLLBACK" => txn = TransactionStatus::Idle,
-                            _ => {}
-                        }
+                        let txn = self.after_command(&tag, client.transaction_status());
                         client.set_transaction_status(txn);
-                        return self.send_command(client, tag, notices).await;
+                        self.send_command(client, tag, notices).await?;
+                        return Ok(false);
                     }
                     Outcome::Rows(rows) => rows,
                 }
@@ -662,6 +811,86 @@ impl ConnHandler {
             self.state.portals.running.lock().insert(name.to_string(), rows);
             client.feed(PgWireBackendMessage::PortalSuspended(PortalSuspended::new())).await?;
         }
-        Ok(())
+        Ok(false)
+    }
+}
+
+impl ConnHandler {
+    /// Runs a server command. `formats` are the result formats a Bind asked for (FETCH in the
+    /// extended protocol); `describe` sends a RowDescription before FETCH rows (the simple
+    /// protocol); `in_txn` tells whether a DECLARE happens inside BEGIN ... COMMIT. `Ok(true)`:
+    /// a COPY FROM STDIN now waits for the client's data.
+    async fn run_wire<C>(
+        &self,
+        client: &mut C,
+        cmd: Command,
+        inner: Option<Box<Item>>,
+        formats: Option<&Format>,
+        describe: bool,
+        in_txn: bool,
+    ) -> PgWireResult<bool>
+    where
+        C: Sink<PgWireBackendMessage> + Unpin + Send,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        Metrics::add(&self.metrics().pg_statements, 1);
+        let query = || inner.ok_or_else(|| user_error("XX000", "the command's query was not planned"));
+        match cmd {
+            Command::CopyFrom { stream, columns, format } => {
+                self.start_copy_in(client, &stream, columns, format).await?;
+                Ok(true)
+            }
+            Command::CopyTo { format, .. } => {
+                self.copy_out(client, *query()?, &format).await?;
+                Ok(false)
+            }
+            Command::Declare { name, hold, .. } => {
+                self.declare(client, name, hold, in_txn, *query()?).await?;
+                Ok(false)
+            }
+            Command::Fetch { name, count, skip } => {
+                self.fetch(client, &name, count, skip, formats, describe).await?;
+                Ok(false)
+            }
+            Command::Close { name } => {
+                match name {
+                    Some(n) => self.state.cursors.close(&n).map_err(wire_error)?,
+                    None => self.state.cursors.close_all(),
+                }
+                self.send_command(client, "CLOSE CURSOR".into(), vec![]).await?;
+                Ok(false)
+            }
+        }
+    }
+}
+
+impl ConnHandler {
+    /// The next batch of a result, rows of a partly sent batch first (`None`: the result
+    /// ended). Waits for a running query; a cancel ends the wait with 57014 and stops the query.
+    pub(crate) async fn next_batch(&self, rows: &mut Rows) -> PgWireResult<Option<RecordBatch>> {
+        if let Some((batch, from)) = rows.pending.take() {
+            return Ok(Some(if from == 0 { batch } else { batch.slice(from, batch.num_rows() - from) }));
+        }
+        let entry = self.entry()?;
+        let next = match &mut rows.source {
+            Source::Ready(q) => q.pop_front().map(Ok),
+            Source::Channel(rx) => loop {
+                tokio::select! {
+                    b = rx.recv() => break b,
+                    _ = entry.notify.notified() => {
+                        if entry.cancelled() {
+                            rows.cancel.store(true, Ordering::Release);
+                            return Err(cancelled());
+                        }
+                    }
+                }
+            },
+        };
+        if entry.cancelled() {
+            rows.cancel.store(true, Ordering::Release);
+            return Err(cancelled());
+        }
+        next.transpose().map_err(|e| engine_error(&e))
     }
 }

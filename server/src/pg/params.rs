@@ -22,13 +22,13 @@ pub(crate) struct Placeholders {
     pub count: usize,
 }
 
-fn tokens(sql: &str) -> Vec<TokenWithSpan> {
+pub(crate) fn tokens(sql: &str) -> Vec<TokenWithSpan> {
     let dialect = SluiceDialect::new();
     Tokenizer::new(&dialect, sql).tokenize_with_location().unwrap_or_default()
 }
 
 /// Byte offset of a 1-based (line, column) position.
-fn offset(line_starts: &[usize], sql: &str, line: u64, column: u64) -> Option<usize> {
+pub(crate) fn offset(line_starts: &[usize], sql: &str, line: u64, column: u64) -> Option<usize> {
     let start = *line_starts.get(line.checked_sub(1)? as usize)?;
     let skip = column.checked_sub(1)? as usize;
     match sql[start..].char_indices().nth(skip) {

@@ -47,6 +47,15 @@ pub(crate) struct Rows {
 }
 
 impl Rows {
+    /// Whether no row is at hand now (a running query has not produced its next batch yet).
+    pub fn is_idle(&self) -> bool {
+        self.pending.is_none()
+            && match &self.source {
+                Source::Channel(rx) => rx.is_empty(),
+                Source::Ready(q) => q.is_empty(),
+            }
+    }
+
     /// A result of batches at hand.
     pub fn ready(schema: SchemaRef, batches: Vec<RecordBatch>) -> Self {
         Rows { schema, source: Source::Ready(batches.into()), cancel: Arc::default(), pending: None, sent: 0 }
