@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use parking_lot::Mutex;
 use sluice_vfs::FileSystem;
 
-use crate::{Part, PartId, PartInfo, PartScan, Predicate, ReadBackend, Result, ScanOptions};
+use crate::{ColumnCache, Part, PartId, PartInfo, PartScan, Predicate, ReadBackend, Result, ScanOptions};
 
 /// One live (or obsolete but still referenced) part.
 pub struct PartHandle {
@@ -22,6 +22,7 @@ pub struct PartHandle {
     backend: ReadBackend,
     part: Mutex<Option<Part>>,
     obsolete: AtomicBool,
+    cache: Option<Arc<ColumnCache>>,
 }
 
 impl fmt::Debug for PartHandle {
@@ -39,6 +40,17 @@ impl fmt::Debug for PartHandle {
 impl PartHandle {
     /// A handle for the committed part `info` whose file is `path`; opened on first use.
     pub fn new(fs: Arc<dyn FileSystem>, path: impl Into<PathBuf>, info: PartInfo, backend: ReadBackend) -> Arc<Self> {
+        Self::with_cache(fs, path, info, backend, None)
+    }
+
+    /// [`PartHandle::new`] whose part reads through `cache` when a scan asks for it.
+    pub fn with_cache(
+        fs: Arc<dyn FileSystem>,
+        path: impl Into<PathBuf>,
+        info: PartInfo,
+        backend: ReadBackend,
+        cache: Option<Arc<ColumnCache>>,
+    ) -> Arc<Self> {
         Arc::new(PartHandle {
             info,
             path: path.into(),
@@ -46,6 +58,7 @@ impl PartHandle {
             backend,
             part: Mutex::new(None),
             obsolete: AtomicBool::new(false),
+            cache,
         })
     }
 
@@ -70,7 +83,7 @@ impl PartHandle {
             return Ok(p.clone());
         }
         // Open without holding the lock; a racing opener's result is as good as ours.
-        let opened = Part::open_expecting(self.fs.as_ref(), &self.path, self.backend, &self.info)?;
+        let opened = Part::open_cached(self.fs.as_ref(), &self.path, self.backend, &self.info, self.cache.clone())?;
         Ok(self.part.lock().get_or_insert(opened).clone())
     }
 

@@ -76,6 +76,8 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+/// The decoded-column cache.
+mod cache;
 /// Block checksums of part files.
 mod checksum;
 /// Errors of the crate.
@@ -118,6 +120,7 @@ mod interop_test;
 #[cfg(test)]
 mod testutil;
 
+pub use cache::{CacheStats, ColumnCache};
 pub use error::{Error, Result};
 pub use handle::{PartHandle, PartSet};
 pub use manifest::{Edit, MANIFEST_FILE, Manifest, ManifestOptions, ManifestState, PARTS_DIR, RecoveryReport};

@@ -224,6 +224,9 @@ pub struct ScanOptions {
     pub page_pruning: bool,
     /// Read only these row groups (for splitting one part over several threads); `None` = all.
     pub row_groups: Option<Vec<usize>>,
+    /// Read through the part's [`crate::ColumnCache`] if it has one (queries: yes; merges and
+    /// subscriptions, which read each row once, no). Default off.
+    pub use_cache: bool,
 }
 
 impl Default for ScanOptions {
@@ -234,6 +237,7 @@ impl Default for ScanOptions {
             batch_size: 8 * 1024,
             page_pruning: true,
             row_groups: None,
+            use_cache: false,
         }
     }
 }
@@ -254,6 +258,12 @@ impl ScanOptions {
     /// Sets [`ScanOptions::batch_size`].
     pub fn batch_size(mut self, rows: usize) -> Self {
         self.batch_size = rows.max(1);
+        self
+    }
+
+    /// Sets [`ScanOptions::use_cache`].
+    pub fn use_cache(mut self, on: bool) -> Self {
+        self.use_cache = on;
         self
     }
 

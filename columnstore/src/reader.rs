@@ -5,15 +5,17 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 use std::sync::Arc;
 
+use arrow::array::ArrayRef;
 use arrow::datatypes::SchemaRef;
-use arrow::record_batch::RecordBatch;
+use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{
-    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder,
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder, RowSelection,
 };
 use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData};
 use sluice_vfs::FileSystem;
 
+use crate::cache::{ColumnCache, next_part_uid};
 use crate::checksum::BlockTable;
 use crate::part_meta::{KEY_CRC, KEY_PART, PartMeta};
 use crate::prune::{ScanPlan, plan};
@@ -33,6 +35,17 @@ struct Inner {
     info: PartInfo,
     part_meta: PartMeta,
     backend: ReadBackend,
+    /// Decoded row-group columns shared with other parts, keyed by `uid`.
+    cache: Option<Arc<ColumnCache>>,
+    uid: u64,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(c) = &self.cache {
+            c.evict_part(self.uid);
+        }
+    }
 }
 
 impl fmt::Debug for Part {
@@ -75,7 +88,7 @@ impl Part {
     /// for consistency; data pages are checked against their block checksums when first read.
     /// `fs` is used by [`ReadBackend::Pread`]; [`ReadBackend::Mmap`] maps the real file.
     pub fn open(fs: &dyn FileSystem, path: impl AsRef<Path>, backend: ReadBackend) -> Result<Part> {
-        Self::open_inner(fs, path.as_ref(), backend, None)
+        Self::open_inner(fs, path.as_ref(), backend, None, None)
     }
 
     /// Opens a part the manifest describes as `expected`: additionally checks the file size and
@@ -87,15 +100,38 @@ impl Part {
         backend: ReadBackend,
         expected: &PartInfo,
     ) -> Result<Part> {
-        Self::open_inner(fs, path.as_ref(), backend, Some(expected))
+        Self::open_inner(fs, path.as_ref(), backend, Some(expected), None)
     }
 
-    fn open_inner(fs: &dyn FileSystem, path: &Path, backend: ReadBackend, expected: Option<&PartInfo>) -> Result<Part> {
+    /// [`Part::open_expecting`], with scans that ask for it ([`ScanOptions::use_cache`]) going
+    /// through `cache`.
+    pub fn open_cached(
+        fs: &dyn FileSystem,
+        path: impl AsRef<Path>,
+        backend: ReadBackend,
+        expected: &PartInfo,
+        cache: Option<Arc<ColumnCache>>,
+    ) -> Result<Part> {
+        Self::open_inner(fs, path.as_ref(), backend, Some(expected), cache)
+    }
+
+    fn open_inner(
+        fs: &dyn FileSystem,
+        path: &Path,
+        backend: ReadBackend,
+        expected: Option<&PartInfo>,
+        cache: Option<Arc<ColumnCache>>,
+    ) -> Result<Part> {
         let raw = PartSource::open(fs, path, backend)?;
-        guard(path, || Self::open_checked(raw, backend, expected))
+        guard(path, || Self::open_checked(raw, backend, expected, cache))
     }
 
-    fn open_checked(raw: PartSource, backend: ReadBackend, expected: Option<&PartInfo>) -> Result<Part> {
+    fn open_checked(
+        raw: PartSource,
+        backend: ReadBackend,
+        expected: Option<&PartInfo>,
+        cache: Option<Arc<ColumnCache>>,
+    ) -> Result<Part> {
         let path = raw.path().to_path_buf();
         let len = raw.file_len();
         let corrupted = |offset: Option<u64>, reason: String| Error::corrupted(&path, offset, reason);
@@ -178,7 +214,8 @@ impl Part {
             info = exp.clone();
         }
         let source = raw.with_table(table);
-        Ok(Part { inner: Arc::new(Inner { source, meta, info, part_meta: pm, backend }) })
+        let cache = cache.filter(|c| c.capacity() > 0);
+        Ok(Part { inner: Arc::new(Inner { source, meta, info, part_meta: pm, backend, cache, uid: next_part_uid() }) })
     }
 
     /// What the part holds (rebuilt from the file, or the manifest's record when opened with
@@ -229,10 +266,11 @@ impl Part {
         guard(self.path(), || Ok(plan(meta, schema, predicate, page_pruning)))
     }
 
-    fn projection_mask(&self, projection: &Projection) -> Result<ProjectionMask> {
+    /// The top-level columns a projection reads, in schema order.
+    fn projection_roots(&self, projection: &Projection) -> Result<Vec<usize>> {
         let schema = self.inner.meta.schema();
         let mut indices = match projection {
-            Projection::All => return Ok(ProjectionMask::all()),
+            Projection::All => (0..schema.fields().len()).collect(),
             Projection::Names(names) => names
                 .iter()
                 .map(|n| schema.index_of(n).map_err(|_| Error::UnknownColumn { column: n.clone() }))
@@ -249,32 +287,70 @@ impl Part {
         };
         indices.sort_unstable();
         indices.dedup();
-        Ok(ProjectionMask::roots(self.inner.meta.parquet_schema(), indices))
+        Ok(indices)
     }
 
-    /// Starts a scan: prunes with the predicate, decodes only the projected columns.
+    /// A Parquet reader of `roots` over `row_groups` (and `selection`, if any).
+    fn reader(
+        &self,
+        roots: &[usize],
+        row_groups: Vec<usize>,
+        selection: Option<RowSelection>,
+        batch_size: usize,
+    ) -> Result<ParquetRecordBatchReader> {
+        let source = &self.inner.source;
+        guard(self.path(), || {
+            let mask = ProjectionMask::roots(self.inner.meta.parquet_schema(), roots.iter().copied());
+            let mut b = ParquetRecordBatchReaderBuilder::new_with_metadata(source.clone(), self.inner.meta.clone())
+                .with_projection(mask)
+                .with_batch_size(batch_size.max(1))
+                .with_row_groups(row_groups);
+            if let Some(sel) = selection {
+                b = b.with_row_selection(sel);
+            }
+            b.build().map_err(|e| read_error(source, e))
+        })
+    }
+
+    /// Starts a scan: prunes with the predicate, decodes only the projected columns. With
+    /// [`ScanOptions::use_cache`] and a cache, row-group columns come from (and go to) it.
     pub fn scan(&self, opts: &ScanOptions) -> Result<PartScan> {
-        let mask = self.projection_mask(&opts.projection)?;
+        let roots = self.projection_roots(&opts.projection)?;
         let mut plan = self.plan(&opts.predicate, opts.page_pruning)?;
         if let Some(only) = &opts.row_groups {
             plan = restrict_plan(plan, only, self.inner.meta.metadata());
         }
-        let source = &self.inner.source;
+        let source = self.inner.source.clone();
         let selected_rows = plan.selected_rows;
-        let reader = guard(self.path(), || {
-            let mut b = ParquetRecordBatchReaderBuilder::new_with_metadata(source.clone(), self.inner.meta.clone())
-                .with_projection(mask)
-                .with_batch_size(opts.batch_size.max(1))
-                .with_row_groups(plan.row_groups);
-            if let Some(sel) = plan.selection {
-                b = b.with_row_selection(sel);
-            }
-            b.build().map_err(|e| read_error(source, e))
-        })?;
+        if opts.use_cache
+            && let Some(cache) = &self.inner.cache
+        {
+            let schema = Arc::new(
+                self.inner.meta.schema().project(&roots).map_err(|e| Error::arrow("projecting the schema", e))?,
+            );
+            let groups = split_selection(&plan, self.inner.meta.metadata());
+            let cached = CachedScan {
+                part: self.clone(),
+                cache: cache.clone(),
+                roots,
+                schema: schema.clone(),
+                groups: groups.into(),
+                current: None,
+                batch_size: opts.batch_size.max(1),
+            };
+            return Ok(PartScan {
+                reader: (selected_rows > 0).then_some(Reader::Cached(Box::new(cached))),
+                source,
+                schema,
+                selected_rows,
+                keep_alive: None,
+            });
+        }
+        let reader = self.reader(&roots, plan.row_groups, plan.selection, opts.batch_size)?;
         let schema = reader_schema(&reader);
         Ok(PartScan {
-            reader: (selected_rows > 0).then_some(reader),
-            source: source.clone(),
+            reader: (selected_rows > 0).then_some(Reader::Parquet(reader)),
+            source,
             schema,
             selected_rows,
             keep_alive: None,
@@ -292,9 +368,42 @@ fn reader_schema(reader: &ParquetRecordBatchReader) -> SchemaRef {
     reader.schema()
 }
 
+/// One row group of a scan and the `(start, len)` row ranges it reads (`None`: every row).
+type GroupRanges = (usize, Option<Vec<(usize, usize)>>);
+
+/// The plan per row group: each selected group with its row ranges.
+fn split_selection(plan: &ScanPlan, meta: &ParquetMetaData) -> Vec<GroupRanges> {
+    let rg_rows = |g: usize| meta.row_groups().get(g).map_or(0, |rg| rg.num_rows().max(0) as usize);
+    let mut rest = plan.selection.clone();
+    let mut out = Vec::with_capacity(plan.row_groups.len());
+    for &g in &plan.row_groups {
+        let n = rg_rows(g);
+        let ranges = rest.as_mut().map(|sel| {
+            let piece = sel.split_off(n);
+            let mut ranges = Vec::new();
+            let mut at = 0usize;
+            for s in piece.iter() {
+                if !s.skip && s.row_count > 0 {
+                    match ranges.last_mut() {
+                        Some((start, len)) if *start + *len == at => *len += s.row_count,
+                        _ => ranges.push((at, s.row_count)),
+                    }
+                }
+                at += s.row_count;
+            }
+            ranges
+        });
+        if ranges.as_ref().is_some_and(|r| r.is_empty()) {
+            continue;
+        }
+        out.push((g, ranges));
+    }
+    out
+}
+
 /// Keeps only the row groups in `only` (and their part of the row selection).
 fn restrict_plan(plan: ScanPlan, only: &[usize], meta: &ParquetMetaData) -> ScanPlan {
-    use parquet::arrow::arrow_reader::{RowSelection, RowSelector};
+    use parquet::arrow::arrow_reader::RowSelector;
     let rg_rows = |g: usize| meta.row_groups().get(g).map_or(0, |rg| rg.num_rows().max(0) as usize);
     let mut row_groups = Vec::new();
     let mut selectors: Vec<RowSelector> = Vec::new();
@@ -374,7 +483,7 @@ fn validate_layout(meta: &ParquetMetaData, pm: &PartMeta) -> Result<(), (Option<
 
 /// A running scan of one part: an iterator of record batches. After an error it ends.
 pub struct PartScan {
-    reader: Option<ParquetRecordBatchReader>,
+    reader: Option<Reader>,
     source: PartSource,
     schema: SchemaRef,
     selected_rows: u64,
@@ -414,11 +523,14 @@ impl Iterator for PartScan {
     fn next(&mut self) -> Option<Self::Item> {
         let reader = self.reader.as_mut()?;
         let source = &self.source;
-        let r = guard(source.path(), || match reader.next() {
-            None => Ok(None),
-            Some(Ok(b)) => Ok(Some(b)),
-            Some(Err(e)) => Err(read_error(source, e)),
-        });
+        let r = match reader {
+            Reader::Parquet(reader) => guard(source.path(), || match reader.next() {
+                None => Ok(None),
+                Some(Ok(b)) => Ok(Some(b)),
+                Some(Err(e)) => Err(read_error(source, e)),
+            }),
+            Reader::Cached(c) => c.next_batch(),
+        };
         match r {
             Ok(Some(b)) => Some(Ok(b)),
             Ok(None) => {
@@ -430,6 +542,135 @@ impl Iterator for PartScan {
                 Some(Err(e))
             }
         }
+    }
+}
+
+/// Where a [`PartScan`]'s batches come from.
+enum Reader {
+    /// Straight from the file.
+    Parquet(ParquetRecordBatchReader),
+    /// Row group by row group through the [`ColumnCache`].
+    Cached(Box<CachedScan>),
+}
+
+/// A scan through the column cache: per row group, the cached columns (decoding and caching
+/// the missing ones when the scan reads enough of the group), sliced into batches.
+struct CachedScan {
+    part: Part,
+    cache: Arc<ColumnCache>,
+    roots: Vec<usize>,
+    schema: SchemaRef,
+    /// Row groups still to read, each with its selected row ranges (`None`: all rows).
+    groups: std::collections::VecDeque<GroupRanges>,
+    current: Option<Current>,
+    batch_size: usize,
+}
+
+/// The row group being read.
+enum Current {
+    /// Whole decoded columns and the row ranges still to return.
+    Arrays { columns: Vec<ArrayRef>, ranges: std::collections::VecDeque<(usize, usize)> },
+    /// A selective read of a group not in the cache: decoded page by page, not cached.
+    Direct(ParquetRecordBatchReader),
+}
+
+/// A row group whose scan reads less than this share of its rows is not decoded whole to fill
+/// the cache (a point lookup should not decode a million rows).
+const FILL_MIN_SHARE: f64 = 0.25;
+
+impl CachedScan {
+    fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
+        loop {
+            match &mut self.current {
+                Some(Current::Arrays { columns, ranges }) => {
+                    let Some((start, len)) = ranges.front_mut() else {
+                        self.current = None;
+                        continue;
+                    };
+                    let n = (*len).min(self.batch_size);
+                    let cols: Vec<ArrayRef> = columns.iter().map(|c| c.slice(*start, n)).collect();
+                    *start += n;
+                    *len -= n;
+                    if *len == 0 {
+                        ranges.pop_front();
+                    }
+                    let opts = RecordBatchOptions::new().with_row_count(Some(n));
+                    let b = RecordBatch::try_new_with_options(self.schema.clone(), cols, &opts)
+                        .map_err(|e| Error::arrow("slicing cached columns", e))?;
+                    return Ok(Some(b));
+                }
+                Some(Current::Direct(reader)) => {
+                    let source = &self.part.inner.source;
+                    match guard(source.path(), || reader.next().transpose().map_err(|e| read_error(source, e)))? {
+                        Some(b) => return Ok(Some(b)),
+                        None => self.current = None,
+                    }
+                }
+                None => {
+                    let Some((g, ranges)) = self.groups.pop_front() else { return Ok(None) };
+                    self.current = Some(self.open_group(g, ranges)?);
+                }
+            }
+        }
+    }
+
+    fn open_group(&self, g: usize, ranges: Option<Vec<(usize, usize)>>) -> Result<Current> {
+        let meta = self.part.inner.meta.metadata();
+        let rows = meta.row_groups().get(g).map_or(0, |rg| rg.num_rows().max(0) as usize);
+        let ranges = ranges.unwrap_or_else(|| vec![(0, rows)]);
+        let uid = self.part.inner.uid;
+        let key_cols: Vec<u32> = self.roots.iter().map(|&c| c as u32).collect();
+        if let Some(columns) = self.cache.get_all(uid, g as u32, &key_cols) {
+            return Ok(Current::Arrays { columns, ranges: ranges.into() });
+        }
+        let selected: usize = ranges.iter().map(|r| r.1).sum();
+        if (selected as f64) < FILL_MIN_SHARE * rows as f64 {
+            use parquet::arrow::arrow_reader::RowSelector;
+            let mut selectors = Vec::with_capacity(ranges.len() * 2 + 1);
+            let mut at = 0;
+            for &(start, len) in &ranges {
+                selectors.push(RowSelector::skip(start - at));
+                selectors.push(RowSelector::select(len));
+                at = start + len;
+            }
+            let sel = RowSelection::from(selectors);
+            return Ok(Current::Direct(self.part.reader(&self.roots, vec![g], Some(sel), self.batch_size)?));
+        }
+        // Decode the whole group's projected columns in one batch, cache them, then slice.
+        let mut reader = self.part.reader(&self.roots, vec![g], None, rows.max(1))?;
+        let source = &self.part.inner.source;
+        let mut batches = Vec::new();
+        while let Some(b) = guard(source.path(), || reader.next().transpose().map_err(|e| read_error(source, e)))? {
+            batches.push(b);
+        }
+        let columns: Vec<ArrayRef> = match batches.len() {
+            1 => batches.pop().map(|b| b.columns().to_vec()).unwrap_or_default(),
+            _ => {
+                let schema = batches.first().map_or_else(|| self.schema.clone(), |b| b.schema());
+                arrow::compute::concat_batches(&schema, &batches)
+                    .map_err(|e| Error::arrow("joining a row group's batches", e))?
+                    .columns()
+                    .to_vec()
+            }
+        };
+        if columns.len() != self.roots.len() || columns.iter().any(|c| c.len() != rows) {
+            return Err(Error::corrupted(
+                self.part.path(),
+                None,
+                format!(
+                    "row group {g} decoded to {} columns, expected {} of {rows} rows",
+                    columns.len(),
+                    self.roots.len()
+                ),
+            ));
+        }
+        let bytes: usize = columns.iter().map(|c| c.get_array_memory_size()).sum();
+        if self.cache.admits(bytes) {
+            for (c, a) in key_cols.iter().zip(&columns) {
+                self.cache.insert((uid, g as u32, *c), a.clone());
+            }
+        }
+        Ok(Current::Arrays { columns, ranges: ranges.into() })
     }
 }
 
@@ -550,6 +791,82 @@ mod tests {
             }
             assert!(pruned_rows > 0, "the predicates never pruned anything");
         }
+    }
+
+    #[test]
+    fn cached_scans_return_what_uncached_scans_return() {
+        for env in [Env::sim(11), Env::real(ReadBackend::Mmap)] {
+            let mut rng = Rng::new(11);
+            let (info, batch) = write_events(&env, &mut rng, 6000, 1000, 100);
+            let path = env.dir.join(info.file_name());
+            let cache = Arc::new(ColumnCache::new(64 << 20));
+            let plain = Part::open(env.fs.as_ref(), &path, env.backend).expect("open");
+            let cached =
+                Part::open_cached(env.fs.as_ref(), &path, env.backend, &info, Some(cache.clone())).expect("open");
+            let names = ["_tp_time", "device", "kind", "value", "n", "ok", "row_id"];
+            for round in 0..60 {
+                let mut pred = Predicate::all();
+                for _ in 0..rng.range(0, 2) {
+                    pred = pred.and(random_conjunct(&mut rng, &batch));
+                }
+                let cols: Vec<&str> = names.iter().copied().filter(|_| rng.chance(0.5)).chain(["row_id"]).collect();
+                let mut opts = ScanOptions::default()
+                    .predicate(pred.clone())
+                    .projection(Projection::names(cols.clone()))
+                    .batch_size(rng.range(1, 2500) as usize);
+                if rng.chance(0.3) {
+                    opts = opts.row_groups(Some(vec![rng.below(6) as usize, rng.below(6) as usize]));
+                }
+                let want: Vec<RecordBatch> = plain.scan(&opts).expect("scan").collect::<Result<_>>().expect("read");
+                for pass in 0..2 {
+                    let scan = cached.scan(&opts.clone().use_cache(true)).expect("scan");
+                    let got: Vec<RecordBatch> = scan.collect::<Result<_>>().expect("read");
+                    assert!(got.iter().all(|b| b.num_rows() <= opts.batch_size), "round {round}: batch too big");
+                    let schema = plain
+                        .schema()
+                        .project(&{
+                            let mut ix: Vec<usize> =
+                                cols.iter().map(|c| plain.schema().index_of(c).expect("column")).collect();
+                            ix.sort_unstable();
+                            ix.dedup();
+                            ix
+                        })
+                        .expect("project");
+                    let schema = Arc::new(schema);
+                    let (w, g) = (concat(&schema, &want), concat(&schema, &got));
+                    assert_eq!(g.schema().fields(), w.schema().fields(), "round {round} pass {pass}: schema");
+                    assert_eq!(g.columns(), w.columns(), "round {round} pass {pass} {pred:?} {cols:?}: rows differ");
+                }
+            }
+            let stats = cache.stats();
+            assert!(stats.hits > 0 && stats.misses > 0 && stats.entries > 0, "{stats:?}");
+            drop(cached);
+            assert_eq!(cache.stats().entries, 0, "closing the part drops its columns");
+        }
+    }
+
+    #[test]
+    fn a_point_lookup_does_not_fill_the_cache() {
+        let env = Env::sim(12);
+        let mut rng = Rng::new(12);
+        let (info, batch) = write_events(&env, &mut rng, 20_000, 5000, 500);
+        let cache = Arc::new(ColumnCache::new(64 << 20));
+        let path = env.dir.join(info.file_name());
+        let part = Part::open_cached(env.fs.as_ref(), &path, env.backend, &info, Some(cache.clone())).expect("open");
+        let id = batch.column_by_name("row_id").expect("ids").as_primitive::<UInt64Type>().value(12_345);
+        let pred = Predicate::all().and(ColumnRange::eq("row_id", Stat::UInt(id)));
+        let opts = ScanOptions::default().predicate(pred).use_cache(true);
+        let rows: usize = part.scan(&opts).expect("scan").map(|b| b.expect("read").num_rows()).sum();
+        assert!((1..5000).contains(&rows), "{rows} rows read");
+        assert_eq!(cache.stats().entries, 0);
+        // A full scan fills it; the lookup then reads from it.
+        let all = ScanOptions::default().use_cache(true);
+        assert_eq!(part.scan(&all).expect("scan").map(|b| b.expect("read").num_rows()).sum::<usize>(), 20_000);
+        let filled = cache.stats();
+        assert!(filled.entries > 0);
+        let again: usize = part.scan(&opts).expect("scan").map(|b| b.expect("read").num_rows()).sum();
+        assert_eq!(again, rows);
+        assert!(cache.stats().hits > filled.hits);
     }
 
     #[test]

@@ -14,8 +14,8 @@ use crate::manifest::PARTS_DIR;
 use crate::merger::merge_parts;
 use crate::policy::{expired_parts, pick_merge};
 use crate::{
-    Edit, Error, Manifest, ManifestOptions, MergeOptions, MergePolicy, NewPart, PartHandle, PartId, PartInfo, PartSet,
-    PartWriter, ReadBackend, RecoveryReport, Result, SeqRange, WriterOptions,
+    ColumnCache, Edit, Error, Manifest, ManifestOptions, MergeOptions, MergePolicy, NewPart, PartHandle, PartId,
+    PartInfo, PartSet, PartWriter, ReadBackend, RecoveryReport, Result, SeqRange, WriterOptions,
 };
 
 /// Options of a [`PartStore`].
@@ -28,6 +28,8 @@ pub struct StoreOptions {
     pub writer: WriterOptions,
     /// Manifest options.
     pub manifest: ManifestOptions,
+    /// Decoded columns shared by the parts' cached scans (`None`: no cache).
+    pub cache: Option<Arc<ColumnCache>>,
 }
 
 impl StoreOptions {
@@ -40,6 +42,12 @@ impl StoreOptions {
     /// Sets [`StoreOptions::writer`].
     pub fn writer(mut self, writer: WriterOptions) -> Self {
         self.writer = writer;
+        self
+    }
+
+    /// Sets [`StoreOptions::cache`].
+    pub fn cache(mut self, cache: Option<Arc<ColumnCache>>) -> Self {
+        self.cache = cache;
         self
     }
 
@@ -79,7 +87,15 @@ impl PartStore {
         let handles = state
             .parts
             .values()
-            .map(|info| PartHandle::new(fs.clone(), parts_dir.join(info.file_name()), info.clone(), opts.backend))
+            .map(|info| {
+                PartHandle::with_cache(
+                    fs.clone(),
+                    parts_dir.join(info.file_name()),
+                    info.clone(),
+                    opts.backend,
+                    opts.cache.clone(),
+                )
+            })
             .collect();
         let set = PartSet::new(handles);
         let store = PartStore {
@@ -155,7 +171,13 @@ impl PartStore {
         }
         for info in &edit.add {
             let path = self.parts_dir.join(info.file_name());
-            parts.push(PartHandle::new(self.fs.clone(), path, info.clone(), self.opts.backend));
+            parts.push(PartHandle::with_cache(
+                self.fs.clone(),
+                path,
+                info.clone(),
+                self.opts.backend,
+                self.opts.cache.clone(),
+            ));
         }
         let set = PartSet::new(parts);
         *cur = (set.clone(), manifest.state().flushed_mark);

@@ -12,7 +12,7 @@ use arrow::compute::take_record_batch;
 use arrow::datatypes::SchemaRef;
 use arrow::row::{RowConverter, SortField};
 use parking_lot::{Condvar, Mutex, RwLock};
-use sluice_columnstore::ReadBackend;
+use sluice_columnstore::{ColumnCache, ReadBackend};
 use sluice_vfs::{FileSystem, SimFs};
 
 use crate::budget::MemBudget;
@@ -20,7 +20,7 @@ use crate::catalog;
 use crate::ingest;
 use crate::options::{Options, StorageType};
 use crate::scan::{BatchIter, ScanRequest, ShardSnapshot, Snapshot};
-use crate::shard::Shard;
+use crate::shard::{PartReads, Shard};
 use crate::stream_def::StreamDef;
 use crate::subscribe::{StartAt, Subscription};
 use crate::workers::Workers;
@@ -96,6 +96,8 @@ pub(crate) struct DbInner {
     /// Serialises catalog changes.
     ddl: Mutex<()>,
     pub(crate) budget: Arc<MemBudget>,
+    /// How parts are read: backend and the decoded-column cache shared by all streams.
+    pub(crate) reads: PartReads,
     workers: Mutex<Option<Workers>>,
     /// Running streaming queries (see [`Database::sync`]).
     pub(crate) queries: Arc<crate::streaming::QueryRegistry>,
@@ -161,11 +163,14 @@ impl Database {
         fs.create_dir_all(&dir.join("streams")).map_err(|e| Error::io("create", dir.join("streams"), e))?;
         let lock = if opts.mmap_parts { Some(lock_dir(&dir)?) } else { None };
         let budget = Arc::new(MemBudget::new(opts.memtable_limit_bytes));
-        let backend = if opts.mmap_parts { ReadBackend::Mmap } else { ReadBackend::Pread };
+        let reads = PartReads {
+            backend: if opts.mmap_parts { ReadBackend::Mmap } else { ReadBackend::Pread },
+            cache: (opts.cache_bytes > 0).then(|| Arc::new(ColumnCache::new(opts.cache_bytes))),
+        };
         let defs = catalog::load(fs.as_ref(), &dir.join("catalog"))?;
         let mut streams = BTreeMap::new();
         for def in defs {
-            let s = open_stream(&fs, &dir, Arc::new(def), budget.clone(), backend)?;
+            let s = open_stream(&fs, &dir, Arc::new(def), budget.clone(), &reads)?;
             streams.insert(s.def().name.clone(), s);
         }
         remove_unknown_stream_dirs(fs.as_ref(), &dir, &streams);
@@ -173,6 +178,7 @@ impl Database {
             dir,
             opts,
             streams: RwLock::new(streams),
+            reads,
             ddl: Mutex::new(()),
             budget,
             workers: Mutex::new(None),
@@ -230,13 +236,13 @@ impl Database {
         if self.inner.streams.read().contains_key(&def.name) {
             return if if_not_exists { Ok(false) } else { Err(Error::StreamExists { name: def.name.clone() }) };
         }
-        let backend = if self.inner.opts.mmap_parts { ReadBackend::Mmap } else { ReadBackend::Pread };
         // Leftovers of an interrupted drop of the same name.
         let sdir = stream_dir(&self.inner.dir, &def.name);
         if self.fs().exists(&sdir) {
             self.fs().remove_dir_all(&sdir).map_err(|e| Error::io("remove", &sdir, e))?;
         }
-        let stream = open_stream(self.fs(), &self.inner.dir, def.clone(), self.inner.budget.clone(), backend)?;
+        let stream =
+            open_stream(self.fs(), &self.inner.dir, def.clone(), self.inner.budget.clone(), &self.inner.reads)?;
         let mut all: Vec<Arc<StreamDef>> = self.inner.streams.read().values().map(|s| s.def()).collect();
         all.push(def.clone());
         if let Err(e) = catalog::store(self.fs().as_ref(), &self.inner.dir.join("catalog"), &all) {
@@ -442,7 +448,7 @@ fn open_stream(
     root: &Path,
     def: Arc<StreamDef>,
     budget: Arc<MemBudget>,
-    backend: ReadBackend,
+    reads: &PartReads,
 ) -> Result<Arc<Stream>> {
     let dir = stream_dir(root, &def.name);
     if def.settings.storage_type != StorageType::InMemory {
@@ -451,7 +457,7 @@ fn open_stream(
     let schema = def.schema();
     let mut shards = Vec::with_capacity(def.settings.shards as usize);
     for i in 0..def.settings.shards {
-        shards.push(Arc::new(Shard::open(fs.clone(), &def, &schema, &dir, i, budget.clone(), backend)?));
+        shards.push(Arc::new(Shard::open(fs.clone(), &def, &schema, &dir, i, budget.clone(), reads)?));
     }
     Ok(Arc::new(Stream {
         schema_with_sn: def.schema_with_sn(),

@@ -93,7 +93,7 @@ mod workers;
 
 pub use arrow;
 pub use sluice_columnstore as columnstore;
-pub use sluice_columnstore::{ColumnRange, Predicate, Stat};
+pub use sluice_columnstore::{CacheStats, ColumnRange, Predicate, Stat};
 pub use sluice_vfs as vfs;
 pub use sluice_wal as wal;
 pub use sluice_wal::{Codec, Durability};

@@ -287,6 +287,9 @@ pub struct Options {
     pub memtable_limit_bytes: u64,
     /// Read parts through `mmap` (real file system only) instead of `pread`.
     pub mmap_parts: bool,
+    /// Memory for decoded columns of parts kept between historical queries (an LRU of whole
+    /// row-group columns; 0 turns it off). Default 1 GiB.
+    pub cache_bytes: usize,
 }
 
 impl fmt::Debug for Options {
@@ -297,6 +300,7 @@ impl fmt::Debug for Options {
             .field("merge_fan_in", &self.merge_fan_in)
             .field("memtable_limit_bytes", &self.memtable_limit_bytes)
             .field("mmap_parts", &self.mmap_parts)
+            .field("cache_bytes", &self.cache_bytes)
             .finish_non_exhaustive()
     }
 }
@@ -310,6 +314,7 @@ impl Default for Options {
             merge_fan_in: 8,
             memtable_limit_bytes: 1 << 30,
             mmap_parts: true,
+            cache_bytes: 1 << 30,
         }
     }
 }

@@ -218,7 +218,8 @@ impl Snapshot {
                 let opts = ScanOptions::default()
                     .projection(Projection::names(names.into_iter().filter(|n| part_has(part, n)).collect::<Vec<_>>()))
                     .predicate(req.predicate.clone())
-                    .row_groups(row_groups.clone());
+                    .row_groups(row_groups.clone())
+                    .use_cache(true);
                 let shard_err = self.shard_of(unit);
                 let scan = part.scan(&opts).map_err(|e| shard_err.parts_error(e))?;
                 let it = scan.map(move |r| {

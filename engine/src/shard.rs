@@ -17,7 +17,8 @@ use arrow::compute::{SortColumn, concat_batches, lexsort_to_indices, take_record
 use arrow::datatypes::SchemaRef;
 use parking_lot::{Mutex, RwLock};
 use sluice_columnstore::{
-    Edit, MergeOptions, MergePolicy, PartSet, PartStore, ReadBackend, SeqRange, StoreOptions, WriterOptions,
+    ColumnCache, Edit, MergeOptions, MergePolicy, PartSet, PartStore, ReadBackend, SeqRange, StoreOptions,
+    WriterOptions,
 };
 use sluice_vfs::FileSystem;
 use sluice_wal::{Durability, SeqNo, Wal, WalOptions};
@@ -82,6 +83,14 @@ pub(crate) fn shard_dir(stream_dir: &Path, shard: u32) -> PathBuf {
     stream_dir.join(shard.to_string())
 }
 
+/// How a database reads its parts.
+#[derive(Debug, Clone)]
+pub(crate) struct PartReads {
+    pub(crate) backend: ReadBackend,
+    /// Decoded row-group columns shared by every part (`None`: `Options::cache_bytes` is 0).
+    pub(crate) cache: Option<Arc<ColumnCache>>,
+}
+
 impl Shard {
     /// Opens (or creates) a shard and recovers it: manifest, then the log replayed from the
     /// flushed mark into the memtable.
@@ -92,7 +101,7 @@ impl Shard {
         stream_dir: &Path,
         id: u32,
         budget: Arc<MemBudget>,
-        backend: ReadBackend,
+        reads: &PartReads,
     ) -> Result<Shard> {
         let dir = shard_dir(stream_dir, id);
         let storage = def.settings.storage_type;
@@ -100,7 +109,8 @@ impl Shard {
         let parts_err = |source| Error::Parts { stream: def.name.clone(), shard: id, source };
         let wal_err = |source| Error::Wal { stream: def.name.clone(), shard: id, source };
         let (store, parts, flushed) = if storage == StorageType::Hybrid {
-            let opts = StoreOptions::default().backend(backend).writer(writer_options(def));
+            let opts =
+                StoreOptions::default().backend(reads.backend).cache(reads.cache.clone()).writer(writer_options(def));
             let (store, report) = PartStore::open(fs.clone(), &dir, opts).map_err(parts_err)?;
             if !report.removed_files.is_empty() {
                 tracing::info!(stream = %def.name, shard = id, files = ?report.removed_files, "removed orphan part files");

@@ -242,6 +242,12 @@ impl Drop for EngineSource {
 }
 
 impl Database {
+    /// Size and hit counts of the decoded-column cache ([`crate::Options::cache_bytes`]; all
+    /// zero when it is off).
+    pub fn column_cache_stats(&self) -> crate::CacheStats {
+        self.inner.reads.cache.as_ref().map(|c| c.stats()).unwrap_or_default()
+    }
+
     /// Totals over the streaming queries and views running now.
     pub fn streaming_totals(&self) -> StreamingTotals {
         self.inner.queries.totals()

@@ -37,8 +37,8 @@ impl Metrics {
     }
 
     /// Prometheus text exposition format; `streams` is the engine's stream count, `streaming`
-    /// its running streaming queries.
-    pub fn render(&self, streams: usize, streaming: &sluice::StreamingTotals) -> String {
+    /// its running streaming queries, `cache` its decoded-column cache.
+    pub fn render(&self, streams: usize, streaming: &sluice::StreamingTotals, cache: &sluice::CacheStats) -> String {
         let mut out = String::with_capacity(2048);
         let mut one = |name: &str, kind: &str, help: &str, v: u64| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
@@ -84,6 +84,9 @@ impl Metrics {
         );
         one("sluice_streaming_skipped_rows", "gauge", "Rows skipped for errors (best_effort views).", st.skipped_rows);
         one("sluice_streaming_state_bytes", "gauge", "Aggregation state held by streaming queries.", st.state_bytes);
+        one("sluice_column_cache_bytes", "gauge", "Decoded part columns held for queries.", cache.bytes as u64);
+        one("sluice_column_cache_hits_total", "counter", "Row-group columns read from the cache.", cache.hits);
+        one("sluice_column_cache_misses_total", "counter", "Row-group columns decoded from parts.", cache.misses);
         out
     }
 }

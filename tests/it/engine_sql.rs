@@ -69,3 +69,45 @@ fn bad_ddl_is_a_clear_error() {
     assert_eq!(names, vec!["s".to_string()]);
     let _ = StringArray::from(vec!["x"]).len();
 }
+
+/// Historical queries over parts read decoded columns from the cache on repeats, with the
+/// same answers as without a cache; merged-away parts leave it.
+#[test]
+fn repeated_queries_read_the_column_cache() {
+    let run = |cache_bytes: usize| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let opts = sluice::Options { cache_bytes, merge: false, ..Default::default() };
+        let db = Database::open(dir.path(), opts).expect("open");
+        db.execute("CREATE STREAM t (k int64, s low_cardinality(string), v float64)").expect("create");
+        for chunk in 0..4 {
+            let values: Vec<String> =
+                (0..500).map(|i| format!("({}, 's{}', {}.5)", chunk * 500 + i, i % 7, i % 13)).collect();
+            db.execute(&format!("INSERT INTO t (k, s, v) VALUES {}", values.join(","))).expect("insert");
+            db.flush("t").expect("flush");
+        }
+        let queries = [
+            "SELECT s, count(*), sum(v) FROM table(t) GROUP BY s ORDER BY s",
+            "SELECT count(*), max(k) FROM table(t) WHERE s = 's3'",
+            "SELECT k, s, v FROM table(t) WHERE k = 1234",
+            "SELECT sum(k) FROM table(t) WHERE v > 6",
+        ];
+        let mut answers = Vec::new();
+        for _ in 0..3 {
+            for q in queries {
+                answers.push(rows(&db, q));
+            }
+        }
+        let stats = db.column_cache_stats();
+        (answers, stats, db, dir)
+    };
+    let (plain, off, _db0, _d0) = run(0);
+    let (cached, on, db, _d1) = run(64 << 20);
+    assert_eq!(plain, cached);
+    assert_eq!((off.hits, off.entries), (0, 0));
+    assert!(on.hits > 0 && on.entries > 0 && on.bytes > 0, "{on:?}");
+    assert_eq!(cached[0][0], vec!["s0".to_string(), "288".into(), "1824".into()], "{:?}", cached[0]);
+    // Merging the parts closes them: their columns leave the cache.
+    db.compact("t").expect("compact");
+    assert_eq!(rows(&db, "SELECT count(*) FROM table(t)"), vec![vec!["2000".to_string()]]);
+    assert_eq!(db.column_cache_stats().entries, 0, "{:?}", db.column_cache_stats());
+}

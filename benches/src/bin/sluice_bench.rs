@@ -79,6 +79,14 @@ struct Args {
     /// keys (10 rows per key appended in 100,000-row batches): rows/s and state memory.
     #[arg(long)]
     view_keys: Option<u64>,
+    /// Instead of the peer phases: Q1..Q10 only, on a database kept in `<workdir>/queries-db`
+    /// (loaded from --parquet and compacted on the first run, reused after). For profiling.
+    #[arg(long)]
+    queries_only: bool,
+    /// With --queries-only: bytes of the decoded-column cache (`Options::cache_bytes`; 0 turns
+    /// it off).
+    #[arg(long)]
+    cache_bytes: Option<usize>,
 }
 
 fn log(msg: &str) {
@@ -101,6 +109,9 @@ fn run(args: Args) -> Result<(), BoxError> {
         return streaming_modes(&args);
     }
     let parquet = args.parquet.clone().ok_or("--parquet is required")?;
+    if args.queries_only {
+        return queries_only(&args, &parquet, durability);
+    }
     let t = Instant::now();
     let batches = read_parquet(&parquet)?;
     let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
@@ -182,9 +193,56 @@ fn run(args: Args) -> Result<(), BoxError> {
     log(&format!("storage: {:.1} MB ({:.2} bytes/row)", bytes as f64 / 1e6, bytes as f64 / rows.max(1) as f64));
 
     // (c) queries.
+    query_phases(&db, rows, &args, &mut res);
+    db.close()?;
+    std::fs::write(&args.out, serde_json::to_vec_pretty(&res)?)?;
+    print_table(&res);
+    Ok(())
+}
+
+/// `--queries-only`: the query phase on a kept database (loaded once).
+fn queries_only(args: &Args, parquet: &Path, durability: Durability) -> Result<(), BoxError> {
+    let dir = args.workdir.join("queries-db");
+    // A marker written after the load: an interrupted load is redone.
+    let db = if dir.join("loaded").exists() {
+        let mut opts = Options::default();
+        if let Some(b) = args.cache_bytes {
+            opts.cache_bytes = b;
+        }
+        let db = Database::open(&dir, opts)?;
+        log(&format!("reusing {}", dir.display()));
+        db
+    } else {
+        let dir = fresh_dir(&args.workdir, "queries-db")?;
+        let db = open(&dir, durability)?;
+        for b in read_parquet(parquet)? {
+            db.append("events", &b)?;
+        }
+        db.flush("events")?;
+        db.compact("events")?;
+        std::fs::write(dir.join("loaded"), b"")?;
+        log(&format!("loaded {}", dir.display()));
+        db
+    };
+    let rows = db.snapshot("events")?.rows();
+    let mut res = json!({"engine": "sluice", "version": env!("CARGO_PKG_VERSION"), "rows": rows, "queries": {}});
+    query_phases(&db, rows, args, &mut res);
+    db.close()?;
+    std::fs::write(&args.out, serde_json::to_vec_pretty(&res)?)?;
+    Ok(())
+}
+
+/// (c): every query with warmup and reps, into `res["queries"]`.
+fn query_phases(db: &Database, rows: u64, args: &Args, res: &mut Value) {
     let titles = read_titles(args.queries.as_deref());
+    // SLUICE_BENCH_QUERIES=Q3,Q9 runs only those (for profiling).
+    let only: Option<Vec<String>> =
+        std::env::var("SLUICE_BENCH_QUERIES").ok().map(|v| v.split(',').map(|q| q.trim().to_string()).collect());
     for (qid, sql) in queries(rows) {
-        let entry = query_phase(&db, &sql, &args);
+        if only.as_ref().is_some_and(|o| !o.iter().any(|q| q == qid)) {
+            continue;
+        }
+        let entry = query_phase(db, &sql, args);
         match entry.get("times_ms").and_then(|t| t.as_array()).filter(|t| !t.is_empty()) {
             Some(t) => {
                 let mut v: Vec<f64> = t.iter().filter_map(|x| x.as_f64()).collect();
@@ -199,10 +257,6 @@ fn run(args: Args) -> Result<(), BoxError> {
         }
         res["queries"][qid] = entry;
     }
-    db.close()?;
-    std::fs::write(&args.out, serde_json::to_vec_pretty(&res)?)?;
-    print_table(&res);
-    Ok(())
 }
 
 /// `--streaming-latency` and `--window`: streaming figures (issue D), written to `--out`.
