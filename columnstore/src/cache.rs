@@ -99,31 +99,27 @@ impl ColumnCache {
         }
     }
 
-    /// The cached columns `cols` of row group `rg` of part `part`, all or nothing (a partial
-    /// hit is a miss: the scan decodes the missing columns and the hits are not refreshed).
-    pub(crate) fn get_all(&self, part: u64, rg: u32, cols: &[u32]) -> Option<Vec<ArrayRef>> {
+    /// The cached columns among `cols` of row group `rg` of part `part` (`None` where absent).
+    pub(crate) fn get_each(&self, part: u64, rg: u32, cols: &[u32]) -> Vec<Option<ArrayRef>> {
         let mut l = self.inner.lock();
-        if !cols.iter().all(|c| l.map.contains_key(&(part, rg, *c))) {
-            drop(l);
-            self.misses.fetch_add(cols.len() as u64, Ordering::Relaxed);
-            return None;
-        }
         let mut out = Vec::with_capacity(cols.len());
         for c in cols {
             let key = (part, rg, *c);
             l.tick += 1;
             let tick = l.tick;
             let Lru { map, order, .. } = &mut *l;
-            if let Some(e) = map.get_mut(&key) {
+            out.push(map.get_mut(&key).map(|e| {
                 order.remove(&e.used);
                 e.used = tick;
                 order.insert(tick, key);
-                out.push(e.array.clone());
-            }
+                e.array.clone()
+            }));
         }
         drop(l);
-        self.hits.fetch_add(cols.len() as u64, Ordering::Relaxed);
-        Some(out)
+        let hits = out.iter().filter(|a| a.is_some()).count() as u64;
+        self.hits.fetch_add(hits, Ordering::Relaxed);
+        self.misses.fetch_add(cols.len() as u64 - hits, Ordering::Relaxed);
+        out
     }
 
     /// Whether the cache is worth filling with arrays of about `bytes` (not when they alone
@@ -197,26 +193,27 @@ mod tests {
         cache.insert((1, 0, 0), col(1000));
         cache.insert((1, 0, 1), col(1000));
         cache.insert((1, 1, 0), col(1000));
-        assert!(cache.get_all(1, 0, &[0]).is_some()); // (1,0,0) is now the most recent
+        assert!(cache.get_each(1, 0, &[0])[0].is_some()); // (1,0,0) is now the most recent
         cache.insert((1, 1, 1), col(1000));
         cache.insert((2, 0, 0), col(1000)); // over budget: (1,0,1) goes
-        assert!(cache.get_all(1, 0, &[1]).is_none());
-        assert!(cache.get_all(1, 0, &[0]).is_some());
+        assert!(cache.get_each(1, 0, &[1])[0].is_none());
+        assert!(cache.get_each(1, 0, &[0])[0].is_some());
         let s = cache.stats();
         assert_eq!((s.entries, s.bytes), (4, one * 4));
         assert_eq!((s.hits, s.misses), (2, 1));
     }
 
     #[test]
-    fn partial_hits_are_misses_and_parts_evict_whole() {
+    fn partial_hits_and_parts_evict_whole() {
         let cache = ColumnCache::new(1 << 20);
         cache.insert((7, 0, 0), col(10));
         cache.insert((7, 0, 2), col(10));
         cache.insert((8, 0, 0), col(10));
-        assert!(cache.get_all(7, 0, &[0, 1]).is_none());
-        assert_eq!(cache.get_all(7, 0, &[0, 2]).map(|v| v.len()), Some(2));
+        let got = cache.get_each(7, 0, &[0, 1, 2]);
+        assert_eq!(got.iter().map(Option::is_some).collect::<Vec<_>>(), [true, false, true]);
+        assert_eq!((cache.stats().hits, cache.stats().misses), (2, 1));
         cache.evict_part(7);
-        assert!(cache.get_all(7, 0, &[0]).is_none());
+        assert!(cache.get_each(7, 0, &[0])[0].is_none());
         assert_eq!(cache.stats().entries, 1);
         assert_eq!(cache.stats().bytes, col(10).get_array_memory_size());
     }

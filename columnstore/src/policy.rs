@@ -61,9 +61,12 @@ impl MergePolicy {
 pub fn pick_merge(parts: &[PartInfo], policy: &MergePolicy) -> Option<Vec<PartId>> {
     let min_fan_in = policy.min_fan_in.max(2);
     let max_fan_in = policy.max_fan_in.max(min_fan_in);
-    let mut levels: BTreeMap<u32, Vec<&PartInfo>> = BTreeMap::new();
+    // Parts merge with parts of the same level and the same columns (a stream's columns change
+    // with ALTER STREAM; the merger needs one schema).
+    let mut levels: BTreeMap<(u32, Vec<&str>), Vec<&PartInfo>> = BTreeMap::new();
     for p in parts.iter().filter(|p| p.level < policy.max_level) {
-        levels.entry(p.level).or_default().push(p);
+        let columns: Vec<&str> = p.columns.iter().map(|c| c.name.as_str()).collect();
+        levels.entry((p.level, columns)).or_default().push(p);
     }
     for (_, mut group) in levels {
         if group.len() < min_fan_in {
@@ -131,6 +134,25 @@ mod tests {
         assert_eq!(pick_merge(&many, &big), None);
         let big = p.max_output_bytes(400);
         assert_eq!(pick_merge(&many, &big).map(|v| v.len()), Some(4));
+    }
+
+    #[test]
+    fn only_parts_with_the_same_columns_merge() {
+        let p = MergePolicy::default();
+        let with = |id, cols: &[&str]| {
+            let mut info = part(id, 0, 100);
+            info.columns = cols
+                .iter()
+                .map(|c| crate::ColumnStats { name: c.to_string(), min: None, max: None, null_count: None })
+                .collect();
+            info
+        };
+        let mut parts: Vec<PartInfo> = (1..=3).map(|i| with(i, &["a", "b"])).collect();
+        parts.extend((4..=6).map(|i| with(i, &["a", "c"])));
+        assert_eq!(pick_merge(&parts, &p), None, "3 + 3 parts of different columns are below the fan-in");
+        parts.push(with(7, &["a", "c"]));
+        parts.push(with(8, &["a", "c"]));
+        assert_eq!(pick_merge(&parts, &p), Some(vec![PartId(4), PartId(5), PartId(6), PartId(7), PartId(8)]));
     }
 
     #[test]

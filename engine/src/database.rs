@@ -9,7 +9,6 @@ use std::time::Instant;
 
 use arrow::array::{RecordBatch, UInt32Array};
 use arrow::compute::take_record_batch;
-use arrow::datatypes::SchemaRef;
 use arrow::row::{RowConverter, SortField};
 use parking_lot::{Condvar, Mutex, RwLock};
 use sluice_columnstore::{ColumnCache, ReadBackend};
@@ -60,9 +59,8 @@ impl Progress {
 /// One open stream.
 #[derive(Debug)]
 pub(crate) struct Stream {
+    /// The definition; `ALTER STREAM` replaces it (stored batches are conformed by name).
     def: RwLock<Arc<StreamDef>>,
-    pub(crate) schema: SchemaRef,
-    pub(crate) schema_with_sn: SchemaRef,
     pub(crate) dir: PathBuf,
     pub(crate) shards: Vec<Arc<Shard>>,
     round_robin: AtomicU64,
@@ -73,6 +71,10 @@ pub(crate) struct Stream {
 impl Stream {
     pub(crate) fn def(&self) -> Arc<StreamDef> {
         self.def.read().clone()
+    }
+
+    pub(crate) fn set_def(&self, def: Arc<StreamDef>) {
+        *self.def.write() = def;
     }
 
     pub(crate) fn is_gone(&self) -> bool {
@@ -94,7 +96,7 @@ pub(crate) struct DbInner {
     pub(crate) opts: Options,
     pub(crate) streams: RwLock<BTreeMap<String, Arc<Stream>>>,
     /// Serialises catalog changes.
-    ddl: Mutex<()>,
+    pub(crate) ddl: Mutex<()>,
     pub(crate) budget: Arc<MemBudget>,
     /// How parts are read: backend and the decoded-column cache shared by all streams.
     pub(crate) reads: PartReads,
@@ -211,11 +213,11 @@ impl Database {
         &self.inner.dir
     }
 
-    fn fs(&self) -> &Arc<dyn FileSystem> {
+    pub(crate) fn fs(&self) -> &Arc<dyn FileSystem> {
         &self.inner.opts.fs
     }
 
-    fn check_open(&self) -> Result<()> {
+    pub(crate) fn check_open(&self) -> Result<()> {
         if self.inner.closed.load(Ordering::Acquire) { Err(Error::Closed) } else { Ok(()) }
     }
 
@@ -314,7 +316,7 @@ impl Database {
             return Ok(AppendResult { rows: 0, pieces: vec![] });
         }
         let now = self.fs().now_ms() as i64;
-        let batch = ingest::conform(&def, &stream.schema, batch, now)?;
+        let batch = ingest::conform(&def, &def.schema(), batch, now)?;
         let pieces = split_for_shards(&stream, &def, batch)?;
         let mut result = AppendResult { rows: 0, pieces: Vec::with_capacity(pieces.len()) };
         for (shard, piece) in pieces {
@@ -345,7 +347,7 @@ impl Database {
         let def = stream.def();
         let mut rows = 0;
         for s in &stream.shards {
-            rows += s.flush(&def, &stream.schema_with_sn, true)?;
+            rows += s.flush(&def, &def.schema_with_sn(), true)?;
         }
         Ok(rows)
     }
@@ -460,8 +462,6 @@ fn open_stream(
         shards.push(Arc::new(Shard::open(fs.clone(), &def, &schema, &dir, i, budget.clone(), reads)?));
     }
     Ok(Arc::new(Stream {
-        schema_with_sn: def.schema_with_sn(),
-        schema,
         def: RwLock::new(def),
         dir,
         shards,

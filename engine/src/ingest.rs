@@ -12,7 +12,7 @@ use arrow::compute::{CastOptions, cast_with_options, take};
 use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use arrow::util::display::FormatOptions;
 
-use crate::stream_def::{StreamDef, TP_TIME};
+use crate::stream_def::{ColumnDef, StreamDef, TP_TIME};
 use crate::{Error, Result};
 
 /// Makes `batch` a batch of the stream's stored schema (see the module docs). `now_ms` fills a
@@ -51,36 +51,7 @@ pub(crate) fn conform(def: &StreamDef, schema: &SchemaRef, batch: &RecordBatch, 
                     Arc::new(TimestampMillisecondArray::from_value(now_ms, rows).with_timezone_opt(tz_of(target)));
                 if now.data_type() == target { now } else { cast_column(stream, name, &(now as ArrayRef), target)? }
             }
-            None => match &c.default {
-                Some(d) => take(d.as_ref(), &UInt32Array::from_value(0, rows), None)?,
-                // A DEFAULT that is not a constant (`now()`, an expression over other columns).
-                None if c.default_sql.is_some() => {
-                    let sql = c.default_sql.as_deref().unwrap_or_default();
-                    let v = crate::sql_bridge::eval_default(sql, batch)
-                        .map_err(|e| Error::invalid_data(stream, Some(name), format!("DEFAULT {sql} failed: {e}")))?;
-                    if v.len() != rows {
-                        return Err(Error::invalid_data(
-                            stream,
-                            Some(name),
-                            format!("DEFAULT {sql} gave {} values for {rows} rows", v.len()),
-                        ));
-                    }
-                    if v.data_type() == target { v } else { cast_column(stream, name, &v, target)? }
-                }
-                None if c.field.is_nullable() => new_null_array(target, rows),
-                // As in ClickHouse/Proton: a column without DEFAULT takes its type's zero value
-                // (0, '', false, 1970-01-01).
-                None => match zero_value(target) {
-                    Some(z) => take(z.as_ref(), &UInt32Array::from_value(0, rows), None)?,
-                    None => {
-                        return Err(Error::invalid_data(
-                            stream,
-                            Some(name),
-                            "the column has no default and its type has no zero value, so it must be given",
-                        ));
-                    }
-                },
-            },
+            None => fill_missing(stream, c, batch, rows)?,
         };
         if !c.field.is_nullable() && col.null_count() > 0 {
             let row = (0..rows).find(|&i| col.is_null(i)).unwrap_or(0);
@@ -97,6 +68,55 @@ pub(crate) fn conform(def: &StreamDef, schema: &SchemaRef, batch: &RecordBatch, 
         columns,
         &RecordBatchOptions::new().with_row_count(Some(rows)),
     )?)
+}
+
+/// The values of column `c` for `rows` rows of `batch`, which lacks it (left out of an INSERT,
+/// or stored before `ALTER STREAM ADD COLUMN`): its DEFAULT (a constant, or an expression over
+/// the batch's columns), else NULL when nullable, else its type's zero value, as ClickHouse.
+pub(crate) fn fill_missing(stream: &str, c: &ColumnDef, batch: &RecordBatch, rows: usize) -> Result<ArrayRef> {
+    let name = c.field.name();
+    let target = c.field.data_type();
+    Ok(match &c.default {
+        Some(d) => take(d.as_ref(), &UInt32Array::from_value(0, rows), None)?,
+        // A DEFAULT that is not a constant (`now()`, an expression over other columns).
+        None if c.default_sql.is_some() => {
+            let sql = c.default_sql.as_deref().unwrap_or_default();
+            let v = crate::sql_bridge::eval_default(sql, batch)
+                .map_err(|e| Error::invalid_data(stream, Some(name), format!("DEFAULT {sql} failed: {e}")))?;
+            if v.len() != rows {
+                return Err(Error::invalid_data(
+                    stream,
+                    Some(name),
+                    format!("DEFAULT {sql} gave {} values for {rows} rows", v.len()),
+                ));
+            }
+            if v.data_type() == target { v } else { cast_column(stream, name, &v, target)? }
+        }
+        None if c.field.is_nullable() => new_null_array(target, rows),
+        // As in ClickHouse/Proton: a column without DEFAULT takes its type's zero value
+        // (0, '', false, 1970-01-01).
+        None => match zero_value(target) {
+            Some(z) => take(z.as_ref(), &UInt32Array::from_value(0, rows), None)?,
+            None => {
+                return Err(Error::invalid_data(
+                    stream,
+                    Some(name),
+                    "the column has no default and its type has no zero value, so it must be given",
+                ));
+            }
+        },
+    })
+}
+
+/// [`conform`] for batches read back from the log: columns dropped since they were written
+/// are left out instead of being an error.
+pub(crate) fn conform_stored(def: &StreamDef, schema: &SchemaRef, batch: &RecordBatch) -> Result<RecordBatch> {
+    if batch.schema().fields().iter().all(|f| def.column_index(f.name()).is_some()) {
+        return conform(def, schema, batch, 0);
+    }
+    let keep: Vec<usize> =
+        (0..batch.num_columns()).filter(|&i| def.column_index(batch.schema().field(i).name()).is_some()).collect();
+    conform(def, schema, &batch.project(&keep)?, 0)
 }
 
 /// The same instants with another zone label.

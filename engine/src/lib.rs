@@ -48,6 +48,8 @@
 //! assert_eq!(got.batch.num_rows(), 3);
 //! ```
 
+/// `ALTER STREAM`.
+mod alter;
 /// Batches as WAL records.
 mod batch_codec;
 /// The memory budget of all memtables.

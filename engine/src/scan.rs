@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, RecordBatchOptions, UInt32Array, new_null_array};
-use arrow::compute::{filter_record_batch, take};
+use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, RecordBatchOptions, new_null_array};
+use arrow::compute::filter_record_batch;
 use arrow::datatypes::{Field, Schema, SchemaRef};
 use sluice_columnstore::{PartHandle, Predicate, Projection, ScanOptions, Stat};
 use sluice_wal::SeqNo;
@@ -150,15 +150,22 @@ impl Snapshot {
         for s in &self.shards {
             let shard = s.shard.id;
             for p in s.state.parts.prune(predicate) {
-                // Parts with several row groups become one unit per group, so that one big
-                // merged part still keeps every core busy.
-                match p.part().map(|part| part.num_row_groups()) {
-                    Ok(n) if n > 1 => {
-                        for g in 0..n {
+                // Parts with several row groups become one unit per group the predicate may
+                // match (row-group statistics), so that one big merged part still keeps every
+                // core busy and a point lookup opens one group.
+                let groups = p.part().ok().filter(|part| part.num_row_groups() > 1).map(|part| {
+                    match part.plan(predicate, false) {
+                        Ok(plan) => plan.row_groups,
+                        Err(_) => (0..part.num_row_groups()).collect(),
+                    }
+                });
+                match groups {
+                    Some(groups) => {
+                        for g in groups {
                             out.push(ScanUnit::Part { shard, part: p.clone(), row_groups: Some(vec![g]) });
                         }
                     }
-                    _ => out.push(ScanUnit::Part { shard, part: p, row_groups: None }),
+                    None => out.push(ScanUnit::Part { shard, part: p, row_groups: None }),
                 }
             }
             if let Some((from, to)) = self.log_range(s) {
@@ -273,7 +280,7 @@ pub(crate) fn read_log(shard: &Arc<Shard>, def: &Arc<StreamDef>, from: u64, to: 
     let it = reader.take_while(move |r| r.as_ref().map_or(true, |r| r.seq.0 < to)).map(move |r| {
         let rec = r.map_err(&wal_err)?;
         let batch = batch_codec::decode(&rec.payload, || (dir.clone(), rec.seq.0))?;
-        let batch = ingest::conform(&def, &schema, &batch, 0)?;
+        let batch = ingest::conform_stored(&def, &schema, &batch)?;
         let mut b = with_sn(&batch, rec.seq.0)?;
         // Cut rows outside from..to (records may straddle the ends).
         let start = from.saturating_sub(rec.seq.0) as usize;
@@ -313,7 +320,7 @@ pub(crate) fn output_schema(def: &StreamDef, projection: Option<&[String]>) -> R
 }
 
 /// Builds a batch of schema `target` from `b` (columns by name): columns `b` lacks (added by
-/// `ALTER STREAM` after it was written) take their default or null.
+/// `ALTER STREAM` after it was written) take their DEFAULT, NULL or zero value as at insert.
 pub(crate) fn complete(def: &StreamDef, target: &SchemaRef, b: &RecordBatch) -> Result<RecordBatch> {
     let rows = b.num_rows();
     let mut cols: Vec<ArrayRef> = Vec::with_capacity(target.fields().len());
@@ -321,13 +328,10 @@ pub(crate) fn complete(def: &StreamDef, target: &SchemaRef, b: &RecordBatch) -> 
         match b.column_by_name(f.name()) {
             Some(c) if c.data_type() == f.data_type() => cols.push(c.clone()),
             Some(c) => cols.push(arrow::compute::cast(c, f.data_type())?),
-            None => {
-                let default = def.column_index(f.name()).and_then(|i| def.columns[i].default.clone());
-                cols.push(match default {
-                    Some(d) => take(d.as_ref(), &UInt32Array::from_value(0, rows), None)?,
-                    None => new_null_array(f.data_type(), rows),
-                });
-            }
+            None => match def.column_index(f.name()) {
+                Some(i) => cols.push(ingest::fill_missing(&def.name, &def.columns[i], b, rows)?),
+                None => cols.push(new_null_array(f.data_type(), rows)),
+            },
         }
     }
     Ok(RecordBatch::try_new_with_options(target.clone(), cols, &RecordBatchOptions::new().with_row_count(Some(rows)))?)

@@ -218,7 +218,10 @@ impl Database {
                 self.create_view(&cv)?;
                 done("CREATE MATERIALIZED VIEW")
             }
-            Statement::AlterStream(_) => Err(Error::NotSupported("ALTER STREAM (not yet)".into())),
+            Statement::AlterStream(a) => {
+                let notices = self.alter_stream(&a)?;
+                Ok(Output::Command { tag: "ALTER STREAM".into(), notices })
+            }
             other => Err(Error::NotSupported(format!("statement '{other}'"))),
         }
     }

@@ -168,7 +168,7 @@ impl Shard {
                         let rec = rec.map_err(wal_err)?;
                         let seg = dir.join("wal");
                         let batch = batch_codec::decode(&rec.payload, || (seg.clone(), rec.seq.0))?;
-                        let batch = ingest::conform(def, schema, &batch, 0)?;
+                        let batch = ingest::conform_stored(def, schema, &batch)?;
                         let (mut first_seq, mut batch) = (rec.seq.0, batch);
                         if first_seq < flushed {
                             // A record straddling the mark (not produced by flushes, which end on
@@ -507,11 +507,20 @@ pub(crate) fn sort_for_part(
     let with_sn: Vec<RecordBatch> = batches
         .iter()
         .map(|b| {
-            let mut cols = b.batch.columns().to_vec();
-            cols.push(sn_column(b.first_seq, b.batch.num_rows()));
-            RecordBatch::try_new(schema.clone(), cols)
+            let stored = b.batch.schema();
+            if stored.fields().len() + 1 == schema.fields().len()
+                && stored.fields().iter().zip(schema.fields()).all(|(a, b)| a.name() == b.name())
+            {
+                let mut cols = b.batch.columns().to_vec();
+                cols.push(sn_column(b.first_seq, b.batch.num_rows()));
+                if let Ok(batch) = RecordBatch::try_new(schema.clone(), cols) {
+                    return Ok(batch);
+                }
+            }
+            // Appended before an ALTER STREAM changed the columns: conformed by name.
+            crate::scan::complete(def, schema, &crate::scan::with_sn(&b.batch, b.first_seq)?)
         })
-        .collect::<std::result::Result<_, _>>()?;
+        .collect::<Result<_>>()?;
     let all = concat_batches(schema, &with_sn)?;
     let keys: Vec<SortColumn> = def
         .sort_key

@@ -159,7 +159,7 @@ fn run_flush(stream: &Arc<Stream>, shard: usize) -> bool {
         return false;
     }
     let def = stream.def();
-    match catch_unwind(AssertUnwindSafe(|| sh.flush(&def, &stream.schema_with_sn, false))) {
+    match catch_unwind(AssertUnwindSafe(|| sh.flush(&def, &def.schema_with_sn(), false))) {
         Ok(Ok(rows)) => rows > 0,
         Ok(Err(e)) => {
             tracing::error!(stream = %sh.stream, shard = sh.id, error = %e, "flush failed");
