@@ -31,6 +31,16 @@ const LOG_SETTINGS: &[&str] = &["ack", "logstore_codec", "logstore_retention_byt
 impl Database {
     /// Runs `ALTER STREAM`; returns notices for the client.
     pub(crate) fn alter_stream(&self, alter: &AlterStream) -> Result<Vec<String>> {
+        let (notices, dead_letter) = self.alter_locked(alter)?;
+        // A new dead-letter stream is created like at CREATE (outside the DDL lock: it is a
+        // CREATE STREAM of its own).
+        if let Some(dlq) = dead_letter {
+            self.ensure_dead_letter_stream(&dlq)?;
+        }
+        Ok(notices)
+    }
+
+    fn alter_locked(&self, alter: &AlterStream) -> Result<(Vec<String>, Option<String>)> {
         self.check_open()?;
         let name = ddl::object_name(&alter.name)?;
         let _ddl = self.inner.ddl.lock();
@@ -100,6 +110,9 @@ impl Database {
         }
         let def = Arc::new(def.normalize()?);
         check_unchanged(&old, &def)?;
+        self.check_dead_letter_setting(&def)?;
+        let dead_letter =
+            def.settings.dead_letter_stream.clone().filter(|d| old.settings.dead_letter_stream.as_ref() != Some(d));
         let all: Vec<Arc<StreamDef>> = self
             .inner
             .streams
@@ -110,7 +123,7 @@ impl Database {
         catalog::store(self.fs().as_ref(), &self.inner.dir.join("catalog"), &all)?;
         stream.set_def(def);
         stream.progress.notify();
-        Ok(notices)
+        Ok((notices, dead_letter))
     }
 }
 

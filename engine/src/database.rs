@@ -221,14 +221,26 @@ impl Database {
         if self.inner.closed.load(Ordering::Acquire) { Err(Error::Closed) } else { Ok(()) }
     }
 
-    /// Creates a stream. Fails with [`Error::StreamExists`] if the name is taken.
+    /// Creates a stream. Fails with [`Error::StreamExists`] if the name is taken. A
+    /// `dead_letter_stream` setting is checked first and its stream created after (see
+    /// [`crate::dead_letter`]).
     pub fn create_stream(&self, def: StreamDef) -> Result<()> {
-        self.create(def, false).map(|_| ())
+        self.create_stream_if(def, false).map(|_| ())
     }
 
     /// Creates a stream unless one of that name exists; true if it was created.
     pub fn create_stream_if_not_exists(&self, def: StreamDef) -> Result<bool> {
-        self.create(def, true)
+        self.create_stream_if(def, true)
+    }
+
+    fn create_stream_if(&self, def: StreamDef, if_not_exists: bool) -> Result<bool> {
+        self.check_dead_letter_setting(&def)?;
+        let dlq = def.settings.dead_letter_stream.clone();
+        let created = self.create(def, if_not_exists)?;
+        if created && let Some(dlq) = dlq {
+            self.ensure_dead_letter_stream(&dlq)?;
+        }
+        Ok(created)
     }
 
     fn create(&self, def: StreamDef, if_not_exists: bool) -> Result<bool> {

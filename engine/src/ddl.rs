@@ -144,6 +144,7 @@ fn settings(s: &sluice_sql::StreamSettings) -> Result<StreamSettings> {
         flush_threshold_count: s.flush_threshold_count,
         flush_threshold_ms: s.flush_threshold_ms,
         flush_threshold_bytes: s.flush_threshold_bytes,
+        dead_letter_stream: s.dead_letter_stream.clone(),
         ..StreamSettings::default()
     };
     out.set("logstore_codec", &s.logstore_codec.to_string())?;

@@ -60,6 +60,8 @@ mod catalog;
 mod database;
 /// `CREATE STREAM` and friends, from the SQL AST to stream definitions.
 mod ddl;
+/// Dead-letter streams: the records of rejected ingest requests.
+pub mod dead_letter;
 /// Errors.
 mod error;
 /// Checking and completing appended batches.
@@ -101,6 +103,7 @@ pub use sluice_wal as wal;
 pub use sluice_wal::{Codec, Durability};
 
 pub use database::{AppendResult, Database};
+pub use dead_letter::DeadLetter;
 pub use error::{Error, Result};
 pub use memtable::MemBatch;
 pub use options::{Options, StorageType, StreamSettings, Ttl};

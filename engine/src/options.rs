@@ -97,6 +97,9 @@ pub struct StreamSettings {
     /// `changelog_kv`: rows carry `_tp_delta` (+1 upsert, -1 delete); the latest row of a key
     /// (by arrival) is its state, a key whose latest row is a delete is gone.
     pub changelog: bool,
+    /// The stream that receives the records of rejected HTTP ingest requests
+    /// (`dead_letter_stream`; see [`crate::dead_letter`]); `None`: they are only answered.
+    pub dead_letter_stream: Option<String>,
 }
 
 impl Default for StreamSettings {
@@ -117,6 +120,7 @@ impl Default for StreamSettings {
             primary_key: Vec::new(),
             version_column: None,
             changelog: false,
+            dead_letter_stream: None,
         }
     }
 }
@@ -151,6 +155,9 @@ impl StreamSettings {
         }
         if let Some(c) = &self.version_column {
             m.insert("version_column".into(), c.clone());
+        }
+        if let Some(d) = &self.dead_letter_stream {
+            m.insert("dead_letter_stream".into(), d.clone());
         }
         m
     }
@@ -244,6 +251,13 @@ impl StreamSettings {
             "version_column" => {
                 let v = value.trim();
                 self.version_column = (!v.is_empty()).then(|| v.to_string());
+            }
+            "dead_letter_stream" => {
+                let v = value.trim();
+                if !v.is_empty() {
+                    crate::stream_def::validate_name(v)?;
+                }
+                self.dead_letter_stream = (!v.is_empty()).then(|| v.to_string());
             }
             _ => return Err(Error::InvalidDefinition(format!("unknown stream setting '{name}'"))),
         }

@@ -115,6 +115,33 @@ impl Database {
         }
     }
 
+    /// The columns one statement would return, without running it: `None` for statements that
+    /// return no rows (DDL, INSERT: nothing is created or written). A query is only planned, so
+    /// describing a streaming query starts nothing; SHOW, DESCRIBE and EXPLAIN read the catalog.
+    /// This is what a Postgres client's Describe of a prepared statement needs.
+    pub fn describe(&self, sql: &str) -> Result<Option<SchemaRef>> {
+        let mut statements = sluice_sql::parse(sql)?;
+        if statements.len() != 1 {
+            return Err(Error::InvalidDefinition(format!("describe() takes one statement, got {}", statements.len())));
+        }
+        self.describe_statement(statements.remove(0))
+    }
+
+    /// [`Database::describe`] of a parsed statement.
+    pub fn describe_statement(&self, stmt: Statement) -> Result<Option<SchemaRef>> {
+        match stmt {
+            Statement::Query(q) => crate::sql_bridge::plan_schema(&q, &EngineCatalog { db: self.clone() }).map(Some),
+            Statement::ShowStreams { .. }
+            | Statement::Describe { .. }
+            | Statement::ShowCreate { .. }
+            | Statement::Explain { .. } => match self.execute_statement(stmt)? {
+                Output::Rows(r) => Ok(Some(r.schema().clone())),
+                Output::Command { .. } => Ok(None),
+            },
+            _ => Ok(None),
+        }
+    }
+
     /// Runs one parsed statement.
     pub fn execute_statement(&self, stmt: Statement) -> Result<Output> {
         let done = |tag: &str| Ok(Output::Command { tag: tag.to_string(), notices: vec![] });
@@ -302,5 +329,29 @@ mod tests {
         assert!(e.to_string().contains("nope"), "{e}");
         db.execute("INSERT INTO s (id, v) SELECT id + 10, v * 2 FROM table(s)").expect("insert select");
         assert_eq!(text(&db, "SELECT count(*) FROM table(s)"), vec![vec!["6"]]);
+    }
+
+    #[test]
+    fn describe_plans_without_running() {
+        let db = Database::in_memory();
+        db.execute("CREATE STREAM s (id uint64, name string)").expect("create");
+        let names = |sql: &str| -> Vec<String> {
+            let schema = db.describe(sql).unwrap_or_else(|e| panic!("{sql}: {e}")).expect("rows");
+            schema.fields().iter().map(|f| f.name().clone()).collect()
+        };
+        assert_eq!(names("SELECT id, upper(name) AS n FROM s WHERE id > 3"), ["id", "n"]);
+        assert_eq!(names("SELECT count(*) AS c FROM table(s)"), ["c"]);
+        assert_eq!(
+            names("SELECT window_start, count() AS c FROM tumble(s, 1s) GROUP BY window_start"),
+            ["window_start", "c"]
+        );
+        assert_eq!(names("DESCRIBE s")[0], "name");
+        assert_eq!(db.streaming_totals().queries, 0, "describing a streaming query starts nothing");
+        assert!(db.describe("CREATE STREAM t (x int64)").expect("ddl").is_none());
+        assert!(db.stream_def("t").is_err(), "describe does not run DDL");
+        assert!(db.describe("INSERT INTO s (id, name) VALUES (1, 'a')").expect("insert").is_none());
+        assert_eq!(text(&db, "SELECT count(*) FROM table(s)"), vec![vec!["0"]], "nor INSERT");
+        let e = db.describe("SELECT nope FROM s").expect_err("unknown column");
+        assert!(e.to_string().contains("nope"), "{e}");
     }
 }

@@ -54,6 +54,16 @@ fn start_bounded(plan: QueryPlan) -> Result<(SchemaRef, RowIter, Arc<AtomicBool>
     Ok((schema, rows, cancel))
 }
 
+/// The result schema of a query, from planning alone: nothing is read from a stream and no
+/// streaming query or subscription starts (uncorrelated subqueries, which the planner runs to
+/// fold them into constants, are the exception: they are bounded reads).
+pub(crate) fn plan_schema(q: &SluiceQuery, catalog: &EngineCatalog) -> Result<SchemaRef> {
+    Ok(match sluice_sql::plan(q, catalog, &QueryOptions::default())? {
+        Planned::Bounded(p) => p.schema(),
+        Planned::Streaming(p) => p.schema(),
+    })
+}
+
 /// The plan of a query as text.
 pub(crate) fn explain(q: &SluiceQuery, catalog: &EngineCatalog) -> Result<String> {
     Ok(match sluice_sql::plan(q, catalog, &QueryOptions::default())? {

@@ -1,5 +1,7 @@
 //! The HTTP endpoint (axum on the server's tokio runtime): `POST /ingest/<stream>`,
-//! `GET /health`, `GET /metrics`.
+//! `GET /health`, `GET /metrics`. A request refused for its data (400) writes nothing to the
+//! stream; when the stream has a `dead_letter_stream`, every record of the request goes there
+//! with its own error (`sluice::dead_letter`).
 
 use std::sync::Arc;
 
@@ -9,7 +11,7 @@ use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use sluice::Database;
+use sluice::{Database, DeadLetter};
 
 use crate::metrics::Metrics;
 
@@ -81,15 +83,37 @@ async fn ingest_inner(s: &HttpState, stream: String, headers: HeaderMap, body: B
         Err(_) => return too_large(),
     };
     let db = s.db.clone();
+    let metrics = s.metrics.clone();
     let n_bytes = bytes.len();
     let work = tokio::task::spawn_blocking(move || -> Result<u64, Box<Response>> {
-        let batch = ingest::json_to_batch(&def, &bytes).map_err(|e| {
-            Box::new(json_response(
-                StatusCode::BAD_REQUEST,
-                serde_json::json!({ "error": e.to_string(), "row": e.row, "column": e.column }),
-            ))
-        })?;
-        db.append(&def.name, &batch).map(|r| r.rows).map_err(|e| Box::new(engine_response(&e)))
+        let (status, mut answer, error) = match ingest::json_to_batch(&def, &bytes) {
+            Ok(batch) => match db.append(&def.name, &batch) {
+                Ok(r) => return Ok(r.rows),
+                // Data the engine refuses (a cast, a DEFAULT expression): rejected like a bad row.
+                Err(e) if crate::http_status(&e) == 400 => {
+                    let error = ingest::IngestError {
+                        row: None,
+                        column: None,
+                        kind: ingest::ErrorKind::InvalidValue,
+                        reason: e.to_string(),
+                    };
+                    let body = serde_json::json!({ "error": e.to_string(), "sqlstate": crate::sqlstate(&e) });
+                    (StatusCode::BAD_REQUEST, body, error)
+                }
+                Err(e) => return Err(Box::new(engine_response(&e))),
+            },
+            Err(e) => {
+                let body = serde_json::json!({
+                    "error": e.to_string(), "row": e.row, "column": e.column, "error_type": e.kind.as_str(),
+                });
+                (StatusCode::BAD_REQUEST, body, e)
+            }
+        };
+        if let Some(dlq) = &def.settings.dead_letter_stream {
+            answer["dead_letter"] =
+                dead_letter(&db, &metrics, &def.name, dlq, &ingest::rejected_records(&def, &bytes, &error));
+        }
+        Err(Box::new(json_response(status, answer)))
     })
     .await;
     match work {
@@ -100,6 +124,56 @@ async fn ingest_inner(s: &HttpState, stream: String, headers: HeaderMap, body: B
         }
         Ok(Err(resp)) => *resp,
         Err(e) => json_response(StatusCode::INTERNAL_SERVER_ERROR, serde_json::json!({ "error": e.to_string() })),
+    }
+}
+
+/// Writes the records of a rejected request to `stream`'s dead-letter stream `dlq`; returns what
+/// the 400 answer says about it. A failure to write them is logged and counted, and said in the
+/// answer (the request is refused either way).
+fn dead_letter(
+    db: &Database,
+    metrics: &Metrics,
+    stream: &str,
+    dlq: &str,
+    records: &[ingest::RejectedRecord],
+) -> serde_json::Value {
+    let failed_at_ms =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+    let source = format!("http:/ingest/{stream}");
+    let letters: Vec<DeadLetter> = records
+        .iter()
+        .map(|r| DeadLetter {
+            original_record: r.original.clone(),
+            error_message: r.error.to_string(),
+            error_type: r.error.kind.as_str().to_string(),
+            failed_at_ms,
+            source: source.clone(),
+        })
+        .collect();
+    let valid = records.iter().filter(|r| r.error.kind == ingest::ErrorKind::RequestRejected).count();
+    match db.append_dead_letters(dlq, &letters) {
+        Ok(r) => {
+            Metrics::add(&metrics.ingest_dead_letters, r.rows);
+            serde_json::json!({
+                "stream": dlq,
+                "records": r.rows,
+                "message": format!(
+                    "nothing was written to '{stream}'; its {} records went to dead-letter stream '{dlq}' with their \
+                     errors ({} bad, {valid} valid but refused with the request: error_type 'request_rejected')",
+                    r.rows,
+                    records.len() - valid,
+                ),
+            })
+        }
+        Err(e) => {
+            Metrics::add(&metrics.ingest_dead_letter_failures, 1);
+            tracing::error!(stream, dead_letter_stream = dlq, error = %e, "writing dead letters failed");
+            serde_json::json!({
+                "stream": dlq,
+                "records": 0,
+                "error": format!("the records could not be written to dead-letter stream '{dlq}': {e}"),
+            })
+        }
     }
 }
 

@@ -47,6 +47,6 @@ pub mod table;
 
 pub use config::Config;
 pub use error::{Error, Result, http_status, sqlstate};
-pub use http::ingest::{IngestError, json_to_batch};
+pub use http::ingest::{ErrorKind as IngestErrorKind, IngestError, RejectedRecord, json_to_batch, rejected_records};
 pub use lifecycle::{Server, ServerHandle};
 pub use metrics::Metrics;

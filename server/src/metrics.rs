@@ -14,6 +14,10 @@ pub struct Metrics {
     pub ingest_rows: AtomicU64,
     /// Request body bytes accepted by HTTP ingest.
     pub ingest_bytes: AtomicU64,
+    /// Records of rejected ingest requests written to dead-letter streams.
+    pub ingest_dead_letters: AtomicU64,
+    /// Rejected ingest requests whose records could not be written to the dead-letter stream.
+    pub ingest_dead_letter_failures: AtomicU64,
     /// Postgres connections accepted.
     pub pg_connections: AtomicU64,
     /// Postgres connections open now.
@@ -53,6 +57,18 @@ impl Metrics {
         );
         one("sluice_ingest_rows_total", "counter", "Rows appended through HTTP ingest.", g(&self.ingest_rows));
         one("sluice_ingest_bytes_total", "counter", "Request bytes accepted by HTTP ingest.", g(&self.ingest_bytes));
+        one(
+            "sluice_ingest_dead_letters_total",
+            "counter",
+            "Records of rejected ingest requests written to dead-letter streams.",
+            g(&self.ingest_dead_letters),
+        );
+        one(
+            "sluice_ingest_dead_letter_failures_total",
+            "counter",
+            "Rejected ingest requests whose records could not be written to the dead-letter stream.",
+            g(&self.ingest_dead_letter_failures),
+        );
         one("sluice_pg_connections_total", "counter", "Postgres connections accepted.", g(&self.pg_connections));
         one("sluice_pg_connections_active", "gauge", "Postgres connections open now.", g(&self.pg_connections_active));
         one(

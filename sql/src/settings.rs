@@ -187,6 +187,9 @@ pub enum StreamSetting {
     ShardingExpr(Expr),
     /// `event_time_column` (Proton): the expression that fills `_tp_time`, e.g. `'ts'`.
     EventTimeColumn(Expr),
+    /// `dead_letter_stream` (sluice): the stream that receives the records of rejected HTTP
+    /// ingest requests, in Moose's dead-letter record shape.
+    DeadLetterStream(String),
 }
 
 /// Most shards a stream may have.
@@ -215,6 +218,7 @@ pub const STREAM_SETTING_NAMES: &[&str] = &[
     "merge_with_ttl_timeout",
     "sharding_expr",
     "event_time_column",
+    "dead_letter_stream",
 ];
 
 /// Settings accepted for compatibility that have no effect on a single node.
@@ -243,6 +247,7 @@ pub const ALTERABLE_SETTINGS: &[&str] = &[
     "ingest_batch_max_bytes",
     "ingest_batch_timeout_ms",
     "fetch_threads",
+    "dead_letter_stream",
 ];
 
 impl StreamSetting {
@@ -298,6 +303,18 @@ impl StreamSetting {
             "merge_with_ttl_timeout" => StreamSetting::MergeWithTtlTimeout(int(0, i64::MAX)? as u64),
             "sharding_expr" => StreamSetting::ShardingExpr(expr()?),
             "event_time_column" => StreamSetting::EventTimeColumn(expr()?),
+            "dead_letter_stream" => {
+                let stream = string()?;
+                if !is_stream_name(&stream) {
+                    return Err(Error::setting(
+                        name,
+                        format!(
+                            "'{stream}' is not a stream name (1-255 letters, digits, '_', '-' or '.', not starting with '.')"
+                        ),
+                    ));
+                }
+                StreamSetting::DeadLetterStream(stream)
+            }
             _ => return Err(Error::setting(name, unknown_reason(&key))),
         })
     }
@@ -326,6 +343,7 @@ impl StreamSetting {
             StreamSetting::MergeWithTtlTimeout(_) => "merge_with_ttl_timeout",
             StreamSetting::ShardingExpr(_) => "sharding_expr",
             StreamSetting::EventTimeColumn(_) => "event_time_column",
+            StreamSetting::DeadLetterStream(_) => "dead_letter_stream",
         }
     }
 
@@ -338,6 +356,15 @@ impl StreamSetting {
     pub fn is_alterable(&self) -> bool {
         ALTERABLE_SETTINGS.contains(&self.name())
     }
+}
+
+/// A stream name as the engine accepts it: 1-255 ASCII letters, digits, `_`, `-` or `.`, not
+/// starting with `.`.
+fn is_stream_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 255
+        && !name.starts_with('.')
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
 }
 
 fn unknown_reason(name: &str) -> String {
@@ -374,9 +401,10 @@ impl fmt::Display for StreamSetting {
             StreamSetting::LogstoreCodec(c) => write_string(f, c.as_str()),
             StreamSetting::IngestMode(m) => write_string(f, m.as_str()),
             StreamSetting::Ack(a) => write_string(f, a.as_str()),
-            StreamSetting::VersionColumn(s) | StreamSetting::PlacementPolicies(s) | StreamSetting::SharedDisk(s) => {
-                write_string(f, s)
-            }
+            StreamSetting::VersionColumn(s)
+            | StreamSetting::PlacementPolicies(s)
+            | StreamSetting::SharedDisk(s)
+            | StreamSetting::DeadLetterStream(s) => write_string(f, s),
             StreamSetting::LogstoreRetentionBytes(r) | StreamSetting::LogstoreRetentionMs(r) => write!(f, "{r}"),
             StreamSetting::IngestBatchMaxBytes(n)
             | StreamSetting::IngestBatchTimeoutMs(n)
@@ -434,6 +462,8 @@ pub struct StreamSettings {
     pub sharding_expr: Option<Expr>,
     /// `event_time_column`; `None` means `_tp_time` is the ingest time unless given.
     pub event_time_column: Option<Expr>,
+    /// `dead_letter_stream`; `None`: rejected ingest requests are only answered, not kept.
+    pub dead_letter_stream: Option<String>,
     /// The settings as given, in order, each name once (the last value wins); for SHOW CREATE.
     pub explicit: Vec<StreamSetting>,
     /// Names of given settings that have no effect on a single node, in order.
@@ -464,6 +494,7 @@ impl Default for StreamSettings {
             merge_with_ttl_timeout: 14_400,
             sharding_expr: None,
             event_time_column: None,
+            dead_letter_stream: None,
             explicit: Vec::new(),
             no_op_settings: Vec::new(),
         }
@@ -496,6 +527,7 @@ impl StreamSettings {
             StreamSetting::MergeWithTtlTimeout(n) => self.merge_with_ttl_timeout = *n,
             StreamSetting::ShardingExpr(e) => self.sharding_expr = Some(e.clone()),
             StreamSetting::EventTimeColumn(e) => self.event_time_column = Some(e.clone()),
+            StreamSetting::DeadLetterStream(s) => self.dead_letter_stream = Some(s.clone()),
         }
         let name = setting.name();
         if setting.is_cluster_only() && !self.no_op_settings.iter().any(|n| n == name) {
@@ -557,6 +589,7 @@ mod tests {
             ("merge_with_ttl_timeout", SettingValue::Int(0)),
             ("sharding_expr", s("weak_hash32(id)")),
             ("event_time_column", s("to_datetime64(ts, 3)")),
+            ("dead_letter_stream", s("events_dlq")),
         ];
         assert_eq!(valid.len(), STREAM_SETTING_NAMES.len());
         let mut all = StreamSettings::default();
@@ -594,6 +627,8 @@ mod tests {
             ("flush_threshold_count", SettingValue::Int(-5), "between 1"),
             ("version_column", SettingValue::Int(1), "expected a string"),
             ("sharding_expr", s("weak_hash32(("), "not an expression"),
+            ("dead_letter_stream", s("bad name"), "not a stream name"),
+            ("dead_letter_stream", SettingValue::Int(3), "expected a string"),
             ("shardz", SettingValue::Int(1), "did you mean `shards`"),
             ("compression", SettingValue::Int(1), "unknown stream setting"),
         ] {

@@ -4,6 +4,7 @@ mod engine_faults;
 mod engine_interop;
 mod engine_model;
 mod engine_sql;
+mod server_clients;
 mod server_http;
 mod server_pg;
 mod server_pg_tools;

@@ -161,3 +161,135 @@ fn server_http_ingest_body_limit() {
     let _ = StreamDef::new("unused", vec![]);
     server.shutdown().unwrap();
 }
+
+/// Every row of a SQL query over the server's database, as text.
+fn sql_rows(server: &ServerHandle, sql: &str) -> Vec<Vec<String>> {
+    let batch = server.database().query(sql).unwrap_or_else(|e| panic!("{sql}: {e}")).concat().unwrap();
+    (0..batch.num_rows())
+        .map(|r| {
+            (0..batch.num_columns())
+                .map(|c| sluice::text::format_value(batch.column(c), r).unwrap_or_else(|| "NULL".into()))
+                .collect()
+        })
+        .collect()
+}
+
+fn metric(addr: SocketAddr, name: &str) -> String {
+    let (status, metrics) = request(addr, "GET", "/metrics", &[], b"");
+    assert_eq!(status, 200);
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")).map(str::to_string))
+        .unwrap_or_else(|| panic!("{name} not in {metrics}"))
+}
+
+#[test]
+fn server_http_dead_letter_stream_receives_rejected_requests() {
+    let (server, addr) = setup();
+    let db = server.database().clone();
+    db.execute("CREATE STREAM dl (id int64, v float64 DEFAULT 0) SETTINGS dead_letter_stream = 'dl_dlq'").unwrap();
+    // Created with the stream, in Moose's dead-letter shape; SHOW CREATE round-trips the setting.
+    let cols = sql_rows(&server, "DESCRIBE dl_dlq");
+    let cols: Vec<String> = cols.iter().map(|c| format!("{} {}", c[0], c[1])).collect();
+    assert_eq!(
+        cols[..5],
+        [
+            "original_record string",
+            "error_message string",
+            "error_type string",
+            "failed_at datetime64(3, 'UTC')",
+            "source string"
+        ]
+    );
+    let shown = sql_rows(&server, "SHOW CREATE STREAM dl")[0][0].clone();
+    assert!(shown.contains("dead_letter_stream = 'dl_dlq'"), "{shown}");
+    db.execute("DROP STREAM dl").unwrap();
+    db.execute(&shown).unwrap();
+    assert_eq!(db.stream_def("dl").unwrap().settings.dead_letter_stream.as_deref(), Some("dl_dlq"));
+
+    // A valid request: written, nothing dead-lettered.
+    let (status, resp) = request(addr, "POST", "/ingest/dl", &[], b"{\"id\": 1}\n{\"id\": 2, \"v\": 2.5}");
+    assert_eq!((status, resp.as_str()), (200, r#"{"rows":2}"#));
+    assert_eq!(rows(&server, "dl_dlq"), 0);
+
+    // An invalid one: 400 naming the row, nothing written to `dl`, every record in the DLQ.
+    let body = b"{\"id\": 3}\n{\"id\": \"x\"}\n{\"id\": 5, \"nope\": 1}";
+    let (status, resp) = request(addr, "POST", "/ingest/dl", &[], body);
+    assert_eq!(status, 400, "{resp}");
+    // (Unknown columns are checked before values, so row 3 is the one named.)
+    for needle in [
+        "\"row\":3",
+        "\"column\":\"nope\"",
+        "\"error_type\":\"unknown_column\"",
+        "\"stream\":\"dl_dlq\"",
+        "\"records\":3",
+    ] {
+        assert!(resp.contains(needle), "{needle} in {resp}");
+    }
+    assert!(resp.contains("nothing was written to 'dl'"), "{resp}");
+    assert_eq!(rows(&server, "dl"), 2, "the rejected request wrote nothing");
+    let mut got = sql_rows(
+        &server,
+        "SELECT original_record, error_type, error_message, source, failed_at > now64() - INTERVAL 1 MINUTE FROM table(dl_dlq)",
+    );
+    got.sort();
+    assert_eq!(got.len(), 3, "{got:?}");
+    let expect = [
+        ("{\"id\": \"x\"}", "invalid_value", "row 2: column 'id': expected an int64"),
+        (
+            "{\"id\": 3}",
+            "request_rejected",
+            "row 1: not written: the request was refused as a whole (row 3: column 'nope'",
+        ),
+        ("{\"id\": 5, \"nope\": 1}", "unknown_column", "row 3: column 'nope'"),
+    ];
+    for (row, (original, kind, message)) in got.iter().zip(expect) {
+        assert_eq!((row[0].as_str(), row[1].as_str()), (original, kind), "{row:?}");
+        assert!(row[2].contains(message), "{message} in {row:?}");
+        assert_eq!((row[3].as_str(), row[4].as_str()), ("http:/ingest/dl", "true"), "{row:?}");
+    }
+    // A malformed array is one record: the body.
+    let (status, resp) = request(addr, "POST", "/ingest/dl", &[], b"[{\"id\": 1},");
+    assert_eq!(status, 400, "{resp}");
+    assert!(resp.contains("\"records\":1"), "{resp}");
+    assert_eq!(sql_rows(&server, "SELECT count() FROM table(dl_dlq) WHERE error_type = 'malformed_json'"), [["1"]]);
+    assert_eq!(metric(addr, "sluice_ingest_dead_letters_total"), "4");
+
+    // A stream without the setting dead-letters nothing.
+    let (status, resp) = request(addr, "POST", "/ingest/ev", &[], b"[{\"id\": \"x\", \"ts\": 0}]");
+    assert_eq!(status, 400, "{resp}");
+    assert!(!resp.contains("dead_letter"), "{resp}");
+    assert_eq!(metric(addr, "sluice_ingest_dead_letters_total"), "4");
+    assert_eq!(db.streams().len(), 3, "ev, dl, dl_dlq: no other stream was created");
+
+    // The DLQ dropped: the next rejection creates it again. Replaced by a stream of the wrong
+    // shape: the request is still refused, the failure is said, logged and counted.
+    db.execute("DROP STREAM dl_dlq").unwrap();
+    let (status, resp) = request(addr, "POST", "/ingest/dl", &[], b"[{\"id\": null}]");
+    assert_eq!(status, 400, "{resp}");
+    assert_eq!(sql_rows(&server, "SELECT error_type FROM table(dl_dlq)"), [["missing_value"]]);
+    db.execute("DROP STREAM dl_dlq").unwrap();
+    db.execute("CREATE STREAM dl_dlq (original_record int64)").unwrap();
+    let (status, resp) = request(addr, "POST", "/ingest/dl", &[], b"[{\"id\": null}]");
+    assert_eq!(status, 400, "{resp}");
+    assert!(resp.contains("could not be written to dead-letter stream 'dl_dlq'"), "{resp}");
+    assert_eq!(metric(addr, "sluice_ingest_dead_letter_failures_total"), "1");
+    assert_eq!(rows(&server, "dl"), 2);
+    server.shutdown().unwrap();
+}
+
+#[test]
+fn server_http_dead_letter_setting_is_checked_at_create() {
+    let (server, _) = setup();
+    let db = server.database();
+    let e = db.execute("CREATE STREAM a (id int64) SETTINGS dead_letter_stream = 'ev'").unwrap_err();
+    assert!(e.to_string().contains("cannot be a dead-letter stream"), "{e}");
+    assert!(e.to_string().contains("original_record string"), "{e}");
+    let e = db.execute("CREATE STREAM a (id int64) SETTINGS dead_letter_stream = 'no good'").unwrap_err();
+    assert!(e.to_string().contains("not a stream name"), "{e}");
+    let e = db.execute("CREATE STREAM a (id int64) SETTINGS dead_letter_stream = 'a'").unwrap_err();
+    assert!(e.to_string().contains("its own"), "{e}");
+    assert!(db.stream_def("a").is_err(), "nothing created by a refused CREATE");
+    assert_eq!(sluice_server::sqlstate(&e), "42P17");
+    server.shutdown().unwrap();
+}

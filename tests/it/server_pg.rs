@@ -356,3 +356,28 @@ fn server_streaming_select_follows_inserts_and_cancels() {
     });
     server.shutdown().unwrap();
 }
+
+/// Describe of a prepared statement plans the query without running it: the columns of a
+/// streaming SELECT come back and no query is left running; preparing DDL or an INSERT does
+/// nothing until it is executed.
+#[test]
+fn server_describe_statement_plans_only() {
+    let server = start(Config::ephemeral());
+    block_on(async {
+        let c = connect(&server).await;
+        c.simple_query("CREATE STREAM d (id int64, name string)").await.unwrap();
+        let st = c.prepare("SELECT id, upper(name) AS n FROM d WHERE id > $1").await.unwrap();
+        let cols: Vec<(&str, String)> = st.columns().iter().map(|c| (c.name(), c.type_().name().to_string())).collect();
+        assert_eq!(cols, [("id", "int8".to_string()), ("n", "text".to_string())]);
+        assert_eq!(server.database().streaming_totals().queries, 0, "nothing started by Describe");
+        let st = c.prepare("CREATE STREAM never (x int64)").await.unwrap();
+        assert!(st.columns().is_empty());
+        assert!(server.database().stream_def("never").is_err(), "prepared, not run");
+        let st = c.prepare("INSERT INTO d (id, name) VALUES ($1, $2)").await.unwrap();
+        assert!(st.columns().is_empty());
+        c.execute(&st, &[&7i64, &"a"]).await.unwrap();
+        let e = c.prepare("SELECT nope FROM d").await.unwrap_err();
+        assert_eq!(code(&e), "42703");
+    });
+    server.shutdown().unwrap();
+}

@@ -8,6 +8,9 @@
 //! or `YYYY-MM-DD HH:MM:SS[.fff]` strings (UTC unless an offset is given) or numbers of seconds
 //! since the epoch, dates as `YYYY-MM-DD` or days since the epoch, decimals as numbers or
 //! strings, UUIDs as strings.
+//!
+//! A rejected request can be split into its records, each with its own error
+//! ([`rejected_records`]), for the stream's dead-letter stream.
 
 use std::sync::Arc;
 
@@ -29,8 +32,45 @@ pub struct IngestError {
     pub row: Option<usize>,
     /// The column at fault, if one is.
     pub column: Option<String>,
+    /// What kind of fault (the dead-letter record's `error_type`).
+    pub kind: ErrorKind,
     /// What is wrong.
     pub reason: String,
+}
+
+/// The category of an [`IngestError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The body or a line is not JSON (or not UTF-8).
+    MalformedJson,
+    /// A row is JSON but not an object.
+    NotAnObject,
+    /// A key that is not a column of the stream.
+    UnknownColumn,
+    /// A required column left out, or null in a non-nullable column.
+    MissingValue,
+    /// A value of the wrong type or out of range.
+    InvalidValue,
+    /// A column type JSON ingest cannot fill, or a failure building the batch.
+    Unsupported,
+    /// A valid record of a request refused for another record (nothing of a request is
+    /// written when one record is bad).
+    RequestRejected,
+}
+
+impl ErrorKind {
+    /// The name written to dead-letter records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::MalformedJson => "malformed_json",
+            ErrorKind::NotAnObject => "not_an_object",
+            ErrorKind::UnknownColumn => "unknown_column",
+            ErrorKind::MissingValue => "missing_value",
+            ErrorKind::InvalidValue => "invalid_value",
+            ErrorKind::Unsupported => "unsupported",
+            ErrorKind::RequestRejected => "request_rejected",
+        }
+    }
 }
 
 impl std::fmt::Display for IngestError {
@@ -47,17 +87,19 @@ impl std::fmt::Display for IngestError {
 
 impl std::error::Error for IngestError {}
 
-fn err(row: Option<usize>, column: Option<&str>, reason: impl Into<String>) -> IngestError {
-    IngestError { row, column: column.map(str::to_string), reason: reason.into() }
+fn err(kind: ErrorKind, row: Option<usize>, column: Option<&str>, reason: impl Into<String>) -> IngestError {
+    IngestError { row, column: column.map(str::to_string), kind, reason: reason.into() }
 }
 
 /// The JSON objects of a body: a JSON array, or one object per line.
 fn parse_rows(body: &[u8]) -> Result<Vec<Map<String, Value>>, IngestError> {
-    let text = std::str::from_utf8(body).map_err(|e| err(None, None, format!("the body is not UTF-8: {e}")))?;
+    let malformed = ErrorKind::MalformedJson;
+    let text =
+        std::str::from_utf8(body).map_err(|e| err(malformed, None, None, format!("the body is not UTF-8: {e}")))?;
     let trimmed = text.trim_start();
     let values: Vec<(usize, Value)> = if trimmed.starts_with('[') {
-        let v: Vec<Value> =
-            serde_json::from_str(trimmed).map_err(|e| err(None, None, format!("malformed JSON array: {e}")))?;
+        let v: Vec<Value> = serde_json::from_str(trimmed)
+            .map_err(|e| err(malformed, None, None, format!("malformed JSON array: {e}")))?;
         v.into_iter().enumerate().map(|(i, v)| (i + 1, v)).collect()
     } else {
         let mut out = vec![];
@@ -66,8 +108,8 @@ fn parse_rows(body: &[u8]) -> Result<Vec<Map<String, Value>>, IngestError> {
                 continue;
             }
             let row = out.len() + 1;
-            let v: Value =
-                serde_json::from_str(line).map_err(|e| err(Some(row), None, format!("malformed JSON: {e}")))?;
+            let v: Value = serde_json::from_str(line)
+                .map_err(|e| err(malformed, Some(row), None, format!("malformed JSON: {e}")))?;
             out.push((row, v));
         }
         out
@@ -76,9 +118,13 @@ fn parse_rows(body: &[u8]) -> Result<Vec<Map<String, Value>>, IngestError> {
         .into_iter()
         .map(|(row, v)| match v {
             Value::Object(m) => Ok(m),
-            other => Err(err(Some(row), None, format!("expected a JSON object, got {}", kind(&other)))),
+            other => Err(not_an_object(row, &other)),
         })
         .collect()
+}
+
+fn not_an_object(row: usize, v: &Value) -> IngestError {
+    err(ErrorKind::NotAnObject, Some(row), None, format!("expected a JSON object, got {}", kind(v)))
 }
 
 fn kind(v: &Value) -> &'static str {
@@ -94,11 +140,72 @@ fn kind(v: &Value) -> &'static str {
 
 /// Converts a request body to a batch of `def`'s columns (see the module docs).
 pub fn json_to_batch(def: &StreamDef, body: &[u8]) -> Result<RecordBatch, IngestError> {
-    let rows = parse_rows(body)?;
+    rows_to_batch(def, &parse_rows(body)?)
+}
+
+/// One record of a rejected request: its JSON text and its own error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejectedRecord {
+    /// The record as sent: the line of a JSON-lines body, the element of a JSON array
+    /// (re-serialized), or the whole body when it cannot be split.
+    pub original: String,
+    /// Why the record was refused; for a valid record, [`ErrorKind::RequestRejected`] with
+    /// the request's error.
+    pub error: IngestError,
+}
+
+/// Splits a request refused with `rejected` into its records, each checked on its own: bad
+/// records get their own error, valid ones a [`ErrorKind::RequestRejected`] error naming the
+/// request's first bad row. A body that cannot be split (not UTF-8, a malformed array) is one
+/// record.
+pub fn rejected_records(def: &StreamDef, body: &[u8], rejected: &IngestError) -> Vec<RejectedRecord> {
+    let whole =
+        || vec![RejectedRecord { original: String::from_utf8_lossy(body).into_owned(), error: rejected.clone() }];
+    let Ok(text) = std::str::from_utf8(body) else { return whole() };
+    let trimmed = text.trim_start();
+    let mut records: Vec<(String, Result<Value, IngestError>)> = Vec::new();
+    if trimmed.starts_with('[') {
+        let Ok(values) = serde_json::from_str::<Vec<Value>>(trimmed) else { return whole() };
+        records.extend(values.into_iter().map(|v| (v.to_string(), Ok(v))));
+    } else {
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let row = records.len() + 1;
+            let parsed = serde_json::from_str::<Value>(line)
+                .map_err(|e| err(ErrorKind::MalformedJson, Some(row), None, format!("malformed JSON: {e}")));
+            records.push((line.to_string(), parsed));
+        }
+    }
+    if records.is_empty() {
+        return whole();
+    }
+    let valid_reason = format!("not written: the request was refused as a whole ({rejected})");
+    records
+        .into_iter()
+        .enumerate()
+        .map(|(i, (original, parsed))| {
+            let row = i + 1;
+            let own = match parsed {
+                Err(e) => Some(e),
+                Ok(Value::Object(m)) => rows_to_batch(def, &[m]).err().map(|e| IngestError { row: Some(row), ..e }),
+                Ok(other) => Some(not_an_object(row, &other)),
+            };
+            let error = own.unwrap_or_else(|| err(ErrorKind::RequestRejected, Some(row), None, valid_reason.clone()));
+            RejectedRecord { original, error }
+        })
+        .collect()
+}
+
+/// Converts parsed rows to a batch of `def`'s columns.
+fn rows_to_batch(def: &StreamDef, rows: &[Map<String, Value>]) -> Result<RecordBatch, IngestError> {
     for (i, r) in rows.iter().enumerate() {
         for k in r.keys() {
             if def.column_index(k).is_none() {
-                return Err(err(Some(i + 1), Some(k), format!("stream '{}' has no such column", def.name)));
+                return Err(err(
+                    ErrorKind::UnknownColumn,
+                    Some(i + 1),
+                    Some(k),
+                    format!("stream '{}' has no such column", def.name),
+                ));
             }
         }
     }
@@ -113,13 +220,20 @@ pub fn json_to_batch(def: &StreamDef, body: &[u8]) -> Result<RecordBatch, Ingest
                 || name == sluice::TP_TIME
                 || rows.is_empty();
             if !engine_fills {
-                return Err(err(Some(1), Some(name), "missing, and the column has no default and is not nullable"));
+                return Err(err(
+                    ErrorKind::MissingValue,
+                    Some(1),
+                    Some(name),
+                    "missing, and the column has no default and is not nullable",
+                ));
             }
             continue;
         }
         let values: Vec<Option<&Value>> = rows.iter().map(|r| r.get(name)).collect();
-        let mut array =
-            build(c.field.data_type(), &values, name).map_err(|(row, why)| err(Some(row + 1), Some(name), why))?;
+        let mut array = build(c.field.data_type(), &values, name).map_err(|(row, why)| {
+            let kind = if why.contains("does not support") { ErrorKind::Unsupported } else { ErrorKind::InvalidValue };
+            err(kind, Some(row + 1), Some(name), why)
+        })?;
         for (i, v) in values.iter().enumerate() {
             let null = matches!(v, None | Some(Value::Null));
             if null && !c.field.is_nullable() && !(v.is_none() && c.default.is_some()) {
@@ -128,7 +242,7 @@ pub fn json_to_batch(def: &StreamDef, body: &[u8]) -> Result<RecordBatch, Ingest
                 } else {
                     "null in a non-nullable column"
                 };
-                return Err(err(Some(i + 1), Some(name), why));
+                return Err(err(ErrorKind::MissingValue, Some(i + 1), Some(name), why));
             }
         }
         if let Some(default) = &c.default
@@ -137,7 +251,7 @@ pub fn json_to_batch(def: &StreamDef, body: &[u8]) -> Result<RecordBatch, Ingest
             let idx: Vec<(usize, usize)> =
                 values.iter().enumerate().map(|(i, v)| if v.is_some() { (0, i) } else { (1, 0) }).collect();
             array = interleave(&[array.as_ref(), default.as_ref()], &idx)
-                .map_err(|e| err(None, Some(name), format!("filling the default: {e}")))?;
+                .map_err(|e| err(ErrorKind::Unsupported, None, Some(name), format!("filling the default: {e}")))?;
         }
         fields.push(Field::new(name, c.field.data_type().clone(), true));
         columns.push(array);
@@ -147,7 +261,7 @@ pub fn json_to_batch(def: &StreamDef, body: &[u8]) -> Result<RecordBatch, Ingest
         columns,
         &RecordBatchOptions::new().with_row_count(Some(rows.len())),
     )
-    .map_err(|e| err(None, None, e.to_string()))
+    .map_err(|e| err(ErrorKind::Unsupported, None, None, e.to_string()))
 }
 
 type Built = Result<ArrayRef, (usize, String)>;
@@ -391,5 +505,33 @@ mod tests {
         assert!(json_to_batch(&def(), br#"[{"id": 1}, 3]"#).is_err());
         let b = json_to_batch(&def(), br#"[{"id": 1, "name": null}]"#).unwrap();
         assert!(b.column_by_name("name").unwrap().is_null(0));
+    }
+
+    #[test]
+    fn rejected_requests_split_into_records_with_their_own_errors() {
+        let body = b"{\"id\": 1}\n{\"id\": \"x\"}\n\n{oops\n[1]\n{\"id\": 5, \"nope\": 1}\n{\"name\": \"a\"}";
+        let first = json_to_batch(&def(), body).unwrap_err();
+        let recs = rejected_records(&def(), body, &first);
+        let kinds: Vec<(&str, Option<usize>)> = recs.iter().map(|r| (r.error.kind.as_str(), r.error.row)).collect();
+        assert_eq!(
+            kinds,
+            [
+                ("request_rejected", Some(1)),
+                ("invalid_value", Some(2)),
+                ("malformed_json", Some(3)),
+                ("not_an_object", Some(4)),
+                ("unknown_column", Some(5)),
+                ("missing_value", Some(6)),
+            ]
+        );
+        assert_eq!(recs[0].original, "{\"id\": 1}", "lines are kept as sent");
+        assert_eq!(recs[2].original, "{oops");
+        assert!(recs[0].error.reason.contains("row 3: malformed JSON"), "{}", recs[0].error);
+        let body = br#"[{"id": 1}, {"id": null}]"#;
+        let recs = rejected_records(&def(), body, &json_to_batch(&def(), body).unwrap_err());
+        assert_eq!(recs.iter().map(|r| r.original.as_str()).collect::<Vec<_>>(), [r#"{"id":1}"#, r#"{"id":null}"#]);
+        let body = br#"[{"id": 1}, {"id": "#;
+        let recs = rejected_records(&def(), body, &json_to_batch(&def(), body).unwrap_err());
+        assert_eq!((recs.len(), recs[0].error.kind), (1, ErrorKind::MalformedJson), "the whole body");
     }
 }

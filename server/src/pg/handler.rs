@@ -12,7 +12,7 @@ use bytes::BytesMut;
 use futures::{Sink, SinkExt};
 use parking_lot::Mutex;
 use pgwire::api::portal::{Format, Portal};
-use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler, send_describe_response};
 use pgwire::api::results::{DescribePortalResponse, DescribeStatementResponse, FieldInfo, Response};
 use pgwire::api::stmt::{QueryParser, StoredStatement};
 use pgwire::api::store::{Entry, PortalStore};
@@ -21,7 +21,7 @@ use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
 use pgwire::messages::data::{FieldDescription, RowDescription};
 use pgwire::messages::extendedquery::{
-    Bind, BindComplete, Close, CloseComplete, Execute, PortalSuspended, Sync as PgSync,
+    Bind, BindComplete, Close, CloseComplete, Describe, Execute, PortalSuspended, Sync as PgSync,
 };
 use pgwire::messages::response::{
     CommandComplete, EmptyQueryResponse, NoticeResponse, ReadyForQuery, TransactionStatus,
@@ -621,6 +621,42 @@ impl ExtendedQueryHandler for ConnHandler {
         Ok(())
     }
 
+    /// As pgwire's, with two differences Postgres drivers rely on: a statement without result
+    /// columns is described with `NoData` after its parameters (pgwire sends an empty
+    /// RowDescription, which pgjdbc takes for a result set and fails `executeUpdate`), and a
+    /// portal name that is a cursor made by `DECLARE` (psycopg's server-side cursors declare
+    /// one, then ask for its columns with Describe Portal) describes the cursor.
+    async fn on_describe<C>(&self, client: &mut C, message: Describe) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        use pgwire::api::results::DescribeResponse;
+        use pgwire::messages::data::ParameterDescription;
+        use pgwire::messages::extendedquery::{TARGET_TYPE_BYTE_PORTAL, TARGET_TYPE_BYTE_STATEMENT};
+        let name = message.name.as_deref().unwrap_or(DEFAULT_NAME);
+        if message.target_type == TARGET_TYPE_BYTE_STATEMENT
+            && let Some(Entry::Value(stmt)) = client.portal_store().get_statement(name)
+        {
+            let described = self.do_describe_statement(client, &stmt).await?;
+            let oids = described.parameters().unwrap_or_default().iter().map(Type::oid).collect();
+            client.send(PgWireBackendMessage::ParameterDescription(ParameterDescription::new(oids))).await?;
+            // No fields: NoData.
+            let fields = DescribePortalResponse::new(described.fields().to_vec());
+            return send_describe_response(client, &fields).await;
+        }
+        if message.target_type == TARGET_TYPE_BYTE_PORTAL
+            && client.portal_store().get_portal(name).is_none()
+            && let Some(schema) = self.state.cursors.schema(name)
+        {
+            let fields = encode::field_infos(&encode::columns(&schema, None));
+            return send_describe_response(client, &DescribePortalResponse::new(fields)).await;
+        }
+        self._on_describe(client, message).await
+    }
+
     async fn on_close<C>(&self, client: &mut C, message: Close) -> PgWireResult<()>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
@@ -661,8 +697,8 @@ impl ExtendedQueryHandler for ConnHandler {
                     .unwrap_or_else(|| p.inferred.get(i).cloned().unwrap_or(Type::TEXT))
             })
             .collect();
-        // The result columns: a read-only statement is started with placeholder values of the
-        // parameters' types, its schema taken, and stopped.
+        // The result columns: a query is planned (not run) with placeholder values of the
+        // parameters' types; other read-only statements (catalog answers, SHOW) are run.
         let dummies: Vec<String> = types.iter().map(params::dummy_literal).collect();
         let sql = params::substitute(&p.sql, &p.placeholders, &dummies);
         let session = self.session()?;
@@ -677,6 +713,14 @@ impl ExtendedQueryHandler for ConnHandler {
                 .schema(&name)
                 .map(|s| encode::field_infos(&encode::columns(&s, None)))
                 .unwrap_or_default(),
+            Some(Item::Engine(stmt @ Statement::Query(_))) => {
+                let db = self.shared.db.clone();
+                let schema = tokio::task::spawn_blocking(move || db.describe_statement(stmt))
+                    .await
+                    .map_err(|e| user_error("XX000", format!("the planning thread failed: {e}")))?
+                    .map_err(|e| engine_error(&e))?;
+                schema.map(|s| encode::field_infos(&encode::columns(&s, None))).unwrap_or_default()
+            }
             Some(item) if item.read_only() => {
                 self.entry()?.begin();
                 let outcome = self.start(item, &session, false).await;
