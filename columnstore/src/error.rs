@@ -53,7 +53,8 @@ pub enum Error {
         /// The name asked for.
         column: String,
     },
-    /// A part is listed in the manifest but its file is missing or has the wrong size.
+    /// A part is listed in the manifest but its file is missing (a file of the wrong size is
+    /// [`Error::Corrupted`]).
     #[error("part {id} ({}) listed in the manifest is missing or damaged: {reason}", path.display())]
     MissingPart {
         /// The part.

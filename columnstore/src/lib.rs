@@ -78,6 +78,8 @@
 
 /// The decoded-column cache.
 mod cache;
+/// Checking a shard directory without changing it.
+mod check;
 /// Block checksums of part files.
 mod checksum;
 /// Errors of the crate.
@@ -121,6 +123,7 @@ mod interop_test;
 mod testutil;
 
 pub use cache::{CacheStats, ColumnCache};
+pub use check::{Finding, ManifestRead, ShardCheck, check_shard, read_manifest};
 pub use error::{Error, Result};
 pub use handle::{PartHandle, PartSet};
 pub use manifest::{Edit, MANIFEST_FILE, Manifest, ManifestOptions, ManifestState, PARTS_DIR, RecoveryReport};

@@ -18,7 +18,7 @@
 /// Byte layout of headers and records.
 pub(crate) mod codec;
 /// Replay, torn tails, orphan part files.
-mod recovery;
+pub(crate) mod recovery;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -358,6 +358,27 @@ impl Part {
         })
     }
 
+    /// Checks the whole part (for `sluice check`): every block of the data region against its
+    /// checksum, then every row group decoded, and the row count against the part's info.
+    /// Returns the rows. Damage is [`Error::Corrupted`] naming the file and, for a checksum,
+    /// the block's offset.
+    pub fn verify(&self) -> Result<u64> {
+        let source = &self.inner.source;
+        source.verify_all().map_err(|e| read_error(source, e))?;
+        let mut rows = 0u64;
+        for batch in self.scan(&ScanOptions::default())? {
+            rows += batch?.num_rows() as u64;
+        }
+        if rows != self.info().rows {
+            return Err(Error::corrupted(
+                self.path(),
+                None,
+                format!("{rows} rows decoded, the part says {}", self.info().rows),
+            ));
+        }
+        Ok(rows)
+    }
+
     /// Reads every row (all columns) into memory: for tests and small parts.
     pub fn read_all(&self) -> Result<Vec<RecordBatch>> {
         self.scan(&ScanOptions::default())?.collect()

@@ -122,6 +122,20 @@ impl PartSource {
         }
     }
 
+    /// Reads and checks every block of the data region (a few MiB at a time); an unchecked
+    /// source (no block table) has nothing to check.
+    pub(crate) fn verify_all(&self) -> Result<(), ParquetError> {
+        let Some(table) = &self.table else { return Ok(()) };
+        let blocks = table.blocks_overlapping(0, u64::MAX);
+        let mut i = blocks.start;
+        while i < blocks.end {
+            let j = (i + 64).min(blocks.end);
+            self.read_checked(table.block_range(i).start, table.block_range(j - 1).end)?;
+            i = j;
+        }
+        Ok(())
+    }
+
     /// Reads `start..end`, checking every block of the data region it touches that was not
     /// checked before.
     fn read_checked(&self, start: u64, end: u64) -> Result<Bytes, ParquetError> {

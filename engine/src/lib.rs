@@ -56,6 +56,8 @@ mod batch_codec;
 mod budget;
 /// The persisted catalog of stream definitions.
 mod catalog;
+/// Verifying a data directory without changing it (`sluice check`).
+mod check;
 /// The database and its typed API.
 mod database;
 /// `CREATE STREAM` and friends, from the SQL AST to stream definitions.
@@ -102,6 +104,7 @@ pub use sluice_vfs as vfs;
 pub use sluice_wal as wal;
 pub use sluice_wal::{Codec, Durability};
 
+pub use check::{CheckReport, Finding, Severity, check};
 pub use database::{AppendResult, Database};
 pub use dead_letter::DeadLetter;
 pub use error::{Error, Result};

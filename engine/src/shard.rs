@@ -78,6 +78,37 @@ impl std::fmt::Debug for Shard {
     }
 }
 
+/// Before recovery cuts a torn manifest tail: refuses when the cut would lose rows. A record
+/// torn by a crash was never acknowledged, so the log still holds every row its flush covered;
+/// if the log no longer does, the "torn" record was committed and later damaged (its part file
+/// holds those rows), and cutting it (and deleting that part as an orphan) would lose them
+/// silently. Then the open fails with `Corrupted` naming the manifest and the record's offset,
+/// before anything is changed.
+fn refuse_lossy_manifest_cut(fs: &dyn sluice_vfs::FileSystem, dir: &Path, stream: &str, shard: u32) -> Result<()> {
+    let parts_err = |source| Error::Parts { stream: stream.to_string(), shard, source };
+    let Some(m) = sluice_columnstore::read_manifest(fs, dir).map_err(parts_err)? else { return Ok(()) };
+    if m.good_len == m.file_len {
+        return Ok(());
+    }
+    let flushed = m.state.flushed_mark.unwrap_or(0);
+    let log = sluice_wal::check(fs, &dir.join("wal")).map_err(|source| Error::Wal {
+        stream: stream.to_string(),
+        shard,
+        source,
+    })?;
+    match (log.first_seq, log.next_seq) {
+        (Some(first), Some(next)) if first > flushed && next > flushed => Err(Error::Corrupted {
+            file: dir.join(sluice_columnstore::MANIFEST_FILE),
+            offset: m.good_len,
+            reason: format!(
+                "the last record is damaged; it cannot be a torn write, because cutting it would lose rows \
+                 {flushed}..{first} that the log no longer holds"
+            ),
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// Where a shard's files live: `<stream dir>/<shard>/`.
 pub(crate) fn shard_dir(stream_dir: &Path, shard: u32) -> PathBuf {
     stream_dir.join(shard.to_string())
@@ -109,6 +140,7 @@ impl Shard {
         let parts_err = |source| Error::Parts { stream: def.name.clone(), shard: id, source };
         let wal_err = |source| Error::Wal { stream: def.name.clone(), shard: id, source };
         let (store, parts, flushed) = if storage == StorageType::Hybrid {
+            refuse_lossy_manifest_cut(fs.as_ref(), &dir, &def.name, id)?;
             let opts =
                 StoreOptions::default().backend(reads.backend).cache(reads.cache.clone()).writer(writer_options(def));
             let (store, report) = PartStore::open(fs.clone(), &dir, opts).map_err(parts_err)?;

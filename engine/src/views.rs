@@ -32,7 +32,7 @@ use crate::{Error, Result};
 const DEF_MAGIC: &[u8; 8] = b"SLUICEVW";
 const CP_MAGIC: &[u8; 8] = b"SLUICECP";
 const VERSION: u16 = 1;
-const DEF_FILE: &str = "view.def";
+pub(crate) const DEF_FILE: &str = "view.def";
 const CP_FILE: &str = "checkpoint";
 
 /// Default `checkpoint_interval`.
@@ -628,7 +628,7 @@ fn store_def(fs: &dyn sluice_vfs::FileSystem, dir: &Path, def: &ViewDef) -> Resu
     sluice_vfs::atomic_write(fs, &path, &frame(DEF_MAGIC, &body)).map_err(|e| Error::io("write view", &path, e))
 }
 
-fn load_def(fs: &dyn sluice_vfs::FileSystem, dir: &Path, name: &str) -> Result<ViewDef> {
+pub(crate) fn load_def(fs: &dyn sluice_vfs::FileSystem, dir: &Path, name: &str) -> Result<ViewDef> {
     let path = dir.join(DEF_FILE);
     let bytes = fs.open_read(&path).and_then(|f| f.read_all()).map_err(|e| Error::io("read view", &path, e))?;
     let body = unframe(DEF_MAGIC, &bytes, &path)?;
@@ -678,7 +678,7 @@ fn store_checkpoint(fs: &dyn sluice_vfs::FileSystem, dir: &Path, cp: &Checkpoint
     sluice_vfs::atomic_write(fs, &path, &frame(CP_MAGIC, &body)).map_err(|e| Error::io("write checkpoint", &path, e))
 }
 
-fn load_checkpoint(fs: &dyn sluice_vfs::FileSystem, dir: &Path) -> Result<Option<Checkpoint>> {
+pub(crate) fn load_checkpoint(fs: &dyn sluice_vfs::FileSystem, dir: &Path) -> Result<Option<Checkpoint>> {
     let path = dir.join(CP_FILE);
     if !fs.exists(&path) {
         return Ok(None);

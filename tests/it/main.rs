@@ -1,9 +1,12 @@
 //! The one integration-test binary of the workspace.
+mod crash;
 mod engine_basic;
+mod engine_damage;
 mod engine_faults;
 mod engine_interop;
 mod engine_model;
 mod engine_sql;
+mod fixtures;
 mod server_clients;
 mod server_http;
 mod server_pg;

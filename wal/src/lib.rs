@@ -42,6 +42,8 @@
 //! # Ok::<(), sluice_wal::Error>(())
 //! ```
 
+/// Checking a log directory without changing it.
+mod check;
 /// Errors of the log.
 mod error;
 /// Segment header and record frame byte layout, encode/decode, compression.
@@ -61,6 +63,7 @@ mod wal;
 /// The writer thread and group commit.
 mod writer;
 
+pub use check::{Finding, LogCheck, check};
 pub use error::{Error, Result};
 pub use frame::MAX_PAYLOAD;
 pub use options::{Codec, Durability, Verify, WalOptions};

@@ -191,6 +191,8 @@ pub(crate) struct ScannedSegment {
     pub index: Vec<(u64, u64)>,
     /// Set when the good prefix ends before the file does: why.
     pub bad_tail: Option<(u64, String)>,
+    /// Good records in the prefix.
+    pub records: u64,
 }
 
 /// Scans one segment whose header is valid: walks every frame, checks sequence continuity and
@@ -205,6 +207,7 @@ pub(crate) fn scan_segment(fs: &dyn FileSystem, path: &Path, first_seq: u64, ver
         last_ms: 0,
         index: Vec::new(),
         bad_tail: None,
+        records: 0,
     };
     let mut offset = SEGMENT_HEADER_LEN as u64;
     let mut next_index_at = 0u64;
@@ -237,6 +240,7 @@ pub(crate) fn scan_segment(fs: &dyn FileSystem, path: &Path, first_seq: u64, ver
         }
         s.end_seq = h.end_seq();
         s.last_ms = h.timestamp_ms;
+        s.records += 1;
         offset += h.frame_len();
         s.good_len = offset;
     }

@@ -7,7 +7,7 @@ use sluice_vfs::FileSystem;
 
 use super::ManifestState;
 use super::codec::{DecodeError, FRAME_LEN, HEADER_LEN, Record, decode_header, decode_record};
-use crate::{Error, PartId, Result};
+use crate::{Error, PartId, PartInfo, Result};
 
 /// What replaying a manifest file found.
 #[derive(Debug)]
@@ -115,20 +115,26 @@ pub(crate) fn remove_orphans(fs: &dyn FileSystem, parts_dir: &Path, state: &Mani
 /// Checks that every live part's file exists with the recorded size.
 pub(crate) fn check_live_parts(fs: &dyn FileSystem, parts_dir: &Path, state: &ManifestState) -> Result<()> {
     for (id, info) in &state.parts {
-        let path = parts_dir.join(id.file_name());
-        match fs.file_len(&path) {
-            Ok(len) if len == info.file_bytes => {}
-            Ok(len) => {
-                return Err(Error::MissingPart {
-                    id: *id,
-                    path,
-                    reason: format!("file is {len} bytes, the manifest says {}", info.file_bytes),
-                });
-            }
-            Err(e) => {
-                return Err(Error::MissingPart { id: *id, path, reason: e.to_string() });
-            }
-        }
+        check_live_part(fs, &parts_dir.join(id.file_name()), *id, info)?;
     }
     Ok(())
+}
+
+/// Checks that part `id`'s file `path` exists with the recorded size: a missing file is
+/// [`Error::MissingPart`], a file of another size [`Error::Corrupted`] at the offset where the
+/// shorter of the two ends.
+pub(crate) fn check_live_part(fs: &dyn FileSystem, path: &Path, id: PartId, info: &PartInfo) -> Result<()> {
+    match fs.file_len(path) {
+        Ok(len) if len == info.file_bytes => Ok(()),
+        Ok(len) => Err(Error::corrupted(
+            path,
+            Some(len.min(info.file_bytes)),
+            format!(
+                "part {id} is {len} bytes, the manifest says {} ({})",
+                info.file_bytes,
+                if len < info.file_bytes { "truncated" } else { "bytes appended" }
+            ),
+        )),
+        Err(e) => Err(Error::MissingPart { id, path: path.to_path_buf(), reason: e.to_string() }),
+    }
 }
