@@ -25,13 +25,17 @@ pub(crate) fn conform(def: &StreamDef, schema: &SchemaRef, batch: &RecordBatch, 
             return Err(Error::ColumnNotFound { stream: stream.to_string(), column: f.name().clone() });
         }
     }
+    let mut precast = parallel_casts(def, batch);
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(def.columns.len());
-    for c in &def.columns {
+    for (i, c) in def.columns.iter().enumerate() {
         let name = c.field.name();
         let target = c.field.data_type();
         let col = match batch.column_by_name(name) {
             Some(a) if a.data_type() == target => a.clone(),
-            Some(a) => cast_column(stream, name, a, target)?,
+            Some(a) => match precast[i].take() {
+                Some(done) => done?,
+                None => cast_column(stream, name, a, target)?,
+            },
             None if name == TP_TIME && def.settings.event_time_column.is_some() => {
                 let src = def.settings.event_time_column.as_deref().unwrap_or_default();
                 let given = batch.column_by_name(src).cloned();
@@ -117,6 +121,50 @@ pub(crate) fn conform_stored(def: &StreamDef, schema: &SchemaRef, batch: &Record
     let keep: Vec<usize> =
         (0..batch.num_columns()).filter(|&i| def.column_index(batch.schema().field(i).name()).is_some()).collect();
     conform(def, schema, &batch.project(&keep)?, 0)
+}
+
+/// Rows from which the casts of a batch's columns run on two threads.
+const PARALLEL_CAST_ROWS: usize = 64 * 1024;
+
+/// For a big batch with several columns to convert (strings to dictionaries, mostly), the
+/// conversions run on two threads; `None` where a column needs none (or the batch is small).
+fn parallel_casts(def: &StreamDef, batch: &RecordBatch) -> Vec<Option<Result<ArrayRef>>> {
+    let mut out: Vec<Option<Result<ArrayRef>>> = (0..def.columns.len()).map(|_| None).collect();
+    if batch.num_rows() < PARALLEL_CAST_ROWS {
+        return out;
+    }
+    let todo: Vec<(usize, &ArrayRef)> = def
+        .columns
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| {
+            let a = batch.column_by_name(c.field.name())?;
+            (a.data_type() != c.field.data_type() && !matches!(a.data_type(), DataType::Timestamp(..)))
+                .then_some((i, a))
+        })
+        .collect();
+    if todo.len() < 2 {
+        return out;
+    }
+    let cast = |&(i, a): &(usize, &ArrayRef)| {
+        let c = &def.columns[i];
+        (i, cast_column(&def.name, c.field.name(), a, c.field.data_type()))
+    };
+    let (mine, theirs): (Vec<_>, Vec<_>) = todo.iter().enumerate().partition(|(k, _)| k % 2 == 0);
+    let done = std::thread::scope(|scope| {
+        let other = scope.spawn(|| theirs.iter().map(|(_, t)| cast(t)).collect::<Vec<_>>());
+        let mut done: Vec<(usize, Result<ArrayRef>)> = mine.iter().map(|(_, t)| cast(t)).collect();
+        match other.join() {
+            Ok(v) => done.extend(v),
+            // A panic in a cast kernel: redo those casts here, where it surfaces as without threads.
+            Err(_) => done.extend(theirs.iter().map(|(_, t)| cast(t))),
+        }
+        done
+    });
+    for (i, r) in done {
+        out[i] = Some(r);
+    }
+    out
 }
 
 /// The same instants with another zone label.
@@ -283,5 +331,50 @@ mod tests {
         let null_id = batch(vec![("id", Arc::new(UInt64Array::from(vec![Some(1), None])))]);
         let e = conform(&d, &schema, &null_id, 0).expect_err("null id");
         assert!(e.to_string().contains("row 2"), "{e}");
+    }
+
+    #[test]
+    fn big_batches_convert_columns_on_two_threads_with_the_same_results() {
+        let dict = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
+        let d = StreamDef::new(
+            "s",
+            vec![
+                ColumnDef::new("a", dict.clone(), false),
+                ColumnDef::new("b", dict, false),
+                ColumnDef::new("n", DataType::Int64, false),
+            ],
+        )
+        .normalize()
+        .expect("valid");
+        let schema = d.schema();
+        let rows = PARALLEL_CAST_ROWS + 5;
+        let words = |k: usize| StringArray::from_iter_values((0..rows).map(|i| format!("w{}", i % k)));
+        let big = batch(vec![
+            ("a", Arc::new(words(7))),
+            ("b", Arc::new(words(1000))),
+            ("n", Arc::new(Int32Array::from_iter_values(0..rows as i32))),
+        ]);
+        let out = conform(&d, &schema, &big, 0).expect("conform");
+        for (name, k) in [("a", 7), ("b", 1000)] {
+            let col = out.column_by_name(name).expect("column").as_dictionary::<arrow::datatypes::Int32Type>();
+            let values = col.values().as_string::<i32>();
+            assert_eq!(values.len(), k);
+            for i in [0, 1, rows / 2, rows - 1] {
+                assert_eq!(values.value(col.keys().value(i) as usize), format!("w{}", i % k));
+            }
+        }
+        // The first bad column in column order is the one reported, whichever thread cast it.
+        let bad = batch(vec![
+            ("a", Arc::new(StringArray::from_iter((0..rows).map(|i| (i != 9).then(|| "x".to_string()))))),
+            ("b", Arc::new(words(3))),
+            (
+                "n",
+                Arc::new(StringArray::from_iter_values(
+                    (0..rows).map(|i| if i == 5 { "q".into() } else { i.to_string() }),
+                )),
+            ),
+        ]);
+        let e = conform(&d, &schema, &bad, 0).expect_err("bad");
+        assert!(e.to_string().contains("'a'") || e.to_string().contains("`a`") || e.to_string().contains(" a"), "{e}");
     }
 }
