@@ -381,3 +381,31 @@ fn server_describe_statement_plans_only() {
     });
     server.shutdown().unwrap();
 }
+
+/// A query that needs more memory than its limit ends with a 53xxx error (ResourcesExhausted) while
+/// another connection keeps working, and its own connection stays usable.
+#[test]
+fn server_memory_hungry_query_is_refused_and_others_keep_working() {
+    let server = start(Config::ephemeral());
+    block_on(async {
+        let hungry = connect(&server).await;
+        let other = connect(&server).await;
+        let big = hungry.simple_query(
+            "SELECT number, count(*) FROM numbers(3000000) GROUP BY number SETTINGS max_memory_usage = 4000000",
+        );
+        let small = async {
+            for _ in 0..5 {
+                let rows = rows_of(&other.simple_query("SELECT count(*) FROM numbers(1000)").await.expect("small"));
+                assert_eq!(rows, vec![vec![Some("1000".to_string())]]);
+            }
+        };
+        let (big, ()) = tokio::join!(big, small);
+        let e = big.expect_err("over the memory limit");
+        assert!(code(&e).starts_with("53"), "{e}: {}", code(&e));
+        let msg = e.as_db_error().map(|d| d.message().to_string()).unwrap_or_default();
+        assert!(msg.contains("max_memory_usage"), "{msg}");
+        let rows = rows_of(&hungry.simple_query("SELECT 1").await.expect("usable after the error"));
+        assert_eq!(rows, vec![vec![Some("1".to_string())]]);
+    });
+    server.shutdown().unwrap();
+}
