@@ -25,6 +25,7 @@ pub(crate) const FUNCTIONS: &[(&str, BindFn)] = &[
     ("trim", case),
     ("trim_left", case),
     ("trim_right", case),
+    ("quote_ident", case),
     ("concat", concat),
     ("substring", substring),
     ("substring_utf8", substring),
@@ -106,10 +107,25 @@ fn case(ctx: &FnCtx<'_>, args: Vec<BExpr>) -> Result<BExpr> {
             "reverse" => out.extend(s.chars().rev()),
             "trim" => out.push_str(s.trim()),
             "trim_left" => out.push_str(s.trim_start()),
+            "quote_ident" => quote_ident(s, out),
             _ => out.push_str(s.trim_end()),
         })
     });
     make_call(f, args, DataType::Utf8, nullable)
+}
+
+/// Postgres' `quote_ident` (for tools' catalog queries): the name as is when it is a plain
+/// lower-case identifier, else in double quotes with inner quotes doubled.
+fn quote_ident(s: &str, out: &mut String) {
+    let plain = s.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if plain {
+        out.push_str(s);
+    } else {
+        out.push('"');
+        out.push_str(&s.replace('"', "\"\""));
+        out.push('"');
+    }
 }
 
 fn concat(ctx: &FnCtx<'_>, args: Vec<BExpr>) -> Result<BExpr> {
