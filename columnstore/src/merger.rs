@@ -27,9 +27,11 @@ use crate::{Error, NewPart, Part, PartId, PartInfo, PartScan, PartWriter, Result
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct MergeOptions {
-    /// Drop rows whose time column is before this instant (ms since the epoch); rows with a
-    /// null time are kept. `None` keeps every row.
+    /// Drop rows whose time column (or [`MergeOptions::ttl_column`]) is before this instant
+    /// (ms since the epoch); rows with a null time are kept. `None` keeps every row.
     pub ttl_cutoff_ms: Option<i64>,
+    /// The column the TTL cutoff applies to, when not the parts' time column.
+    pub ttl_column: Option<String>,
     /// Rows per batch read from each input. Default 8 Ki.
     pub read_batch_rows: usize,
     /// Rows per batch handed to the writer. Default 64 Ki.
@@ -53,7 +55,13 @@ pub struct Dedup {
 
 impl Default for MergeOptions {
     fn default() -> Self {
-        MergeOptions { ttl_cutoff_ms: None, read_batch_rows: 8 * 1024, output_batch_rows: 64 * 1024, dedup: None }
+        MergeOptions {
+            ttl_cutoff_ms: None,
+            ttl_column: None,
+            read_batch_rows: 8 * 1024,
+            output_batch_rows: 64 * 1024,
+            dedup: None,
+        }
     }
 }
 
@@ -61,6 +69,12 @@ impl MergeOptions {
     /// Sets [`MergeOptions::ttl_cutoff_ms`].
     pub fn ttl_cutoff_ms(mut self, cutoff: Option<i64>) -> Self {
         self.ttl_cutoff_ms = cutoff;
+        self
+    }
+
+    /// Sets [`MergeOptions::ttl_column`].
+    pub fn ttl_column(mut self, column: Option<String>) -> Self {
+        self.ttl_column = column;
         self
     }
 
@@ -296,7 +310,7 @@ pub fn merge_parts(
         .iter()
         .map(|k| schema.index_of(k).map_err(|_| Error::UnknownColumn { column: k.clone() }))
         .collect::<Result<Vec<_>>>()?;
-    let ttl = match (opts.ttl_cutoff_ms, &wopts.time_column) {
+    let ttl = match (opts.ttl_cutoff_ms, opts.ttl_column.as_ref().or(wopts.time_column.as_ref())) {
         (Some(ms), Some(t)) => {
             let i = schema.index_of(t).map_err(|_| Error::UnknownColumn { column: t.clone() })?;
             Some((i, from_ms(ms, schema.field(i).data_type())))

@@ -218,7 +218,28 @@ impl PartStore {
 
     /// Removes, in one edit, every part whose rows are all older than `cutoff_ms`.
     pub fn expire(&self, cutoff_ms: i64) -> Result<Vec<PartId>> {
-        let ids = expired_parts(&self.snapshot().infos(), cutoff_ms);
+        self.expire_on(cutoff_ms, None)
+    }
+
+    /// [`PartStore::expire`] by `column` (`None`: the parts' time column): a part goes when
+    /// the column's largest value in it is before the cutoff (parts without statistics for it
+    /// stay; their rows expire in merges).
+    pub fn expire_on(&self, cutoff_ms: i64, column: Option<&str>) -> Result<Vec<PartId>> {
+        let snapshot = self.snapshot();
+        let ids = match column {
+            None => expired_parts(&snapshot.infos(), cutoff_ms),
+            Some(col) => {
+                let mut ids = Vec::new();
+                for h in snapshot.iter() {
+                    let part = h.part()?;
+                    let range = crate::stats::time_range(&part.schema(), &h.info().columns, Some(col));
+                    if range.is_some_and(|r| r.max_ms < cutoff_ms) {
+                        ids.push(h.id());
+                    }
+                }
+                ids
+            }
+        };
         if !ids.is_empty() {
             self.commit(&Edit { add: vec![], remove: ids.clone(), flushed_mark: None })?;
         }

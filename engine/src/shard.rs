@@ -464,17 +464,19 @@ impl Shard {
     pub(crate) fn merge(
         &self,
         policy: &MergePolicy,
-        ttl_cutoff_ms: Option<i64>,
+        ttl: Option<(i64, String)>,
         dedup: Option<sluice_columnstore::Dedup>,
     ) -> Result<bool> {
         let Some(store) = &self.store else { return Ok(false) };
         let _m = self.maintenance.lock();
         self.check_poison()?;
         let mut changed = false;
-        if let Some(cutoff) = ttl_cutoff_ms {
-            changed |= !store.expire(cutoff).map_err(|e| self.parts_error(e))?.is_empty();
+        // The TTL's column: rows expire by it in merges, whole parts by its largest value.
+        if let Some((cutoff, column)) = &ttl {
+            changed |= !store.expire_on(*cutoff, Some(column)).map_err(|e| self.parts_error(e))?.is_empty();
         }
-        let opts = MergeOptions::default().ttl_cutoff_ms(ttl_cutoff_ms).dedup(dedup);
+        let opts =
+            MergeOptions::default().ttl_cutoff_ms(ttl.as_ref().map(|t| t.0)).ttl_column(ttl.map(|t| t.1)).dedup(dedup);
         changed |= store.maybe_merge(policy, &opts).map_err(|e| self.parts_error(e))?.is_some();
         if changed {
             self.state.write().parts = store.snapshot();

@@ -208,9 +208,10 @@ pub(crate) fn merge_policy(opts: &Options) -> MergePolicy {
     MergePolicy::default().max_fan_in(opts.merge_fan_in.max(2))
 }
 
-/// Rows older than this (ms) have expired, if the stream has a TTL.
-pub(crate) fn ttl_cutoff(def: &StreamDef, now_ms: u64) -> Option<i64> {
-    def.ttl.as_ref().map(|t| now_ms as i64 - t.interval_ms as i64)
+/// Rows whose TTL column is older than this (ms) have expired, if the stream has a TTL: the
+/// cutoff and the column.
+pub(crate) fn ttl_cutoff(def: &StreamDef, now_ms: u64) -> Option<(i64, String)> {
+    def.ttl.as_ref().map(|t| (now_ms as i64 - t.interval_ms as i64, t.column.clone()))
 }
 
 fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {

@@ -175,3 +175,26 @@ fn alter_stream_drop_column_with_rows_only_in_the_log() {
     db.flush("s").expect("flush");
     assert_eq!(rows(&db, "SELECT * FROM table(s)"), vec![vec!["1".to_string(), "1.5".into()]]);
 }
+
+/// A TTL on a column other than `_tp_time` expires rows (in merges) and whole parts by that
+/// column's values, not by their arrival time.
+#[test]
+fn ttl_on_another_column_expires_by_that_column() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Database::open(dir.path(), sluice::Options { merge: false, ..Default::default() }).expect("open");
+    db.execute("CREATE STREAM t (id int64, at datetime64(3, 'UTC')) TTL at + INTERVAL 1 HOUR").expect("create");
+    // Arrived now (recent _tp_time), but `at` is long past for ids 1 and 3.
+    db.execute("INSERT INTO t (id, at) VALUES (1, '2000-01-01 00:00:00'), (2, '2999-01-01 00:00:00')").expect("insert");
+    db.flush("t").expect("flush");
+    db.execute("INSERT INTO t (id, at) VALUES (3, '2001-01-01 00:00:00')").expect("insert");
+    db.flush("t").expect("flush"); // a part whose rows have all expired by `at`
+    for id in [4, 5, 6] {
+        db.execute(&format!("INSERT INTO t (id, at) VALUES ({id}, '2998-01-01 00:00:00')")).expect("insert");
+        db.flush("t").expect("flush");
+    }
+    // Compaction drops the all-expired part whole and merges the other four (merges need 4),
+    // dropping the expired row 1 from its part.
+    db.compact("t").expect("compact");
+    let ids: Vec<String> = rows(&db, "SELECT id FROM table(t) ORDER BY id").concat();
+    assert_eq!(ids, ["2", "4", "5", "6"]);
+}
