@@ -52,6 +52,10 @@ pub enum Planned {
     Streaming(Box<crate::stream::StreamPlan>),
 }
 
+/// The settings a query may carry (`SELECT ... SETTINGS name = value`).
+pub const QUERY_SETTINGS: &[&str] =
+    &["max_threads", "max_memory_usage", "seek_to", "checkpoint_interval", "recovery_policy"];
+
 /// Query settings the planner reads.
 struct QuerySettings {
     max_threads: Option<usize>,
@@ -73,7 +77,14 @@ fn query_settings(q: &SluiceQuery) -> Result<QuerySettings> {
             "seek_to" => {
                 crate::stream::parse_seek_to(&value.as_string())?;
             }
-            _ => {}
+            // Read where a materialized view is created (`engine/src/views.rs`).
+            "checkpoint_interval" | "recovery_policy" => {}
+            _ => {
+                return Err(Error::InvalidSetting {
+                    name: name.clone(),
+                    reason: format!("unknown query setting (known: {})", QUERY_SETTINGS.join(", ")),
+                });
+            }
         }
     }
     Ok(out)
