@@ -113,6 +113,6 @@ pub use options::{Options, StorageType, StreamSettings, Ttl};
 pub use scan::{BatchIter, ScanRequest, ScanUnit, Snapshot};
 pub use session::{Output, QueryResult, RowIter};
 pub use stream_def::{AliasColumn, ColumnDef, StreamDef, TP_SN, TP_TIME, tp_time_type};
-pub use streaming::StreamingTotals;
+pub use streaming::{StorageTotals, StreamingTotals};
 pub use subscribe::{CancelHandle, ShardBatch, StartAt, Subscription};
 pub use views::{RecoveryPolicy, ViewInfo};

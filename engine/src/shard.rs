@@ -70,6 +70,19 @@ pub(crate) struct Shard {
     /// Set while a flush request for this shard is queued.
     pub(crate) flush_queued: AtomicBool,
     closed: AtomicBool,
+    /// What this shard did since open (for `/metrics`).
+    pub(crate) counters: ShardCounters,
+}
+
+/// Monotonic counters of a shard's work.
+#[derive(Debug, Default)]
+pub(crate) struct ShardCounters {
+    pub(crate) rows_appended: AtomicU64,
+    pub(crate) flushes: AtomicU64,
+    pub(crate) flush_rows: AtomicU64,
+    pub(crate) flush_micros: AtomicU64,
+    pub(crate) merges: AtomicU64,
+    pub(crate) merge_micros: AtomicU64,
 }
 
 impl std::fmt::Debug for Shard {
@@ -235,6 +248,7 @@ impl Shard {
             budget,
             flush_queued: AtomicBool::new(false),
             closed: AtomicBool::new(false),
+            counters: ShardCounters::default(),
         };
         Ok(shard)
     }
@@ -289,6 +303,7 @@ impl Shard {
                 self.advance_visible(wal.committed_seq().0.max(seq + rows));
             }
         }
+        self.counters.rows_appended.fetch_add(rows, Ordering::Relaxed);
         Ok(seq)
     }
 
@@ -379,6 +394,7 @@ impl Shard {
         let rows = end - first;
         match self.storage {
             StorageType::Hybrid => {
+                let started = std::time::Instant::now();
                 let store = self.store()?;
                 let sorted = sort_for_part(def, schema_with_sn, &batches)?;
                 let info = store
@@ -396,6 +412,10 @@ impl Shard {
                     wal.set_pin(Some(SeqNo(end)));
                 }
                 self.free_flushed_log(end, roll_log);
+                let c = &self.counters;
+                c.flushes.fetch_add(1, Ordering::Relaxed);
+                c.flush_rows.fetch_add(rows, Ordering::Relaxed);
+                c.flush_micros.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
             }
             StorageType::Streaming => {
                 let freed = {
@@ -477,7 +497,12 @@ impl Shard {
         }
         let opts =
             MergeOptions::default().ttl_cutoff_ms(ttl.as_ref().map(|t| t.0)).ttl_column(ttl.map(|t| t.1)).dedup(dedup);
-        changed |= store.maybe_merge(policy, &opts).map_err(|e| self.parts_error(e))?.is_some();
+        let started = std::time::Instant::now();
+        if store.maybe_merge(policy, &opts).map_err(|e| self.parts_error(e))?.is_some() {
+            changed = true;
+            self.counters.merges.fetch_add(1, Ordering::Relaxed);
+            self.counters.merge_micros.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        }
         if changed {
             self.state.write().parts = store.snapshot();
         }

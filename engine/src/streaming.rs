@@ -43,6 +43,38 @@ pub(crate) struct RunningQuery {
     stats: Arc<sluice_sql::LiveStats>,
 }
 
+/// What the storage did since the database opened, over every stream (see
+/// [`Database::storage_totals`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StorageTotals {
+    /// Rows acknowledged by appends.
+    pub rows_appended: u64,
+    /// Log records appended.
+    pub wal_appends: u64,
+    /// `fdatasync` calls of the logs.
+    pub wal_syncs: u64,
+    /// Bytes written to the logs.
+    pub wal_bytes_written: u64,
+    /// Bytes the logs hold on disk now.
+    pub wal_bytes: u64,
+    /// Flushes that wrote a part.
+    pub flushes: u64,
+    /// Rows those flushes moved into parts.
+    pub flush_rows: u64,
+    /// Time spent in those flushes.
+    pub flush_seconds: f64,
+    /// Merges.
+    pub merges: u64,
+    /// Time spent merging.
+    pub merge_seconds: f64,
+    /// Live parts now.
+    pub parts: u64,
+    /// Bytes of the live parts.
+    pub part_bytes: u64,
+    /// Rows in memtables now.
+    pub memtable_rows: u64,
+}
+
 /// Totals over the running streaming queries and views (for `/metrics`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StreamingTotals {
@@ -246,6 +278,36 @@ impl Database {
     /// zero when it is off).
     pub fn column_cache_stats(&self) -> crate::CacheStats {
         self.inner.reads.cache.as_ref().map(|c| c.stats()).unwrap_or_default()
+    }
+
+    /// Totals over every stream's shards since open (for `/metrics`).
+    pub fn storage_totals(&self) -> StorageTotals {
+        let mut t = StorageTotals::default();
+        let o = std::sync::atomic::Ordering::Relaxed;
+        for stream in self.inner.streams.read().values() {
+            for sh in &stream.shards {
+                let c = &sh.counters;
+                t.rows_appended += c.rows_appended.load(o);
+                t.flushes += c.flushes.load(o);
+                t.flush_rows += c.flush_rows.load(o);
+                t.flush_seconds += c.flush_micros.load(o) as f64 / 1e6;
+                t.merges += c.merges.load(o);
+                t.merge_seconds += c.merge_micros.load(o) as f64 / 1e6;
+                let st = sh.state.read();
+                t.parts += st.parts.len() as u64;
+                t.part_bytes += st.parts.iter().map(|p| p.info().file_bytes).sum::<u64>();
+                t.memtable_rows += st.mem.batches().iter().map(|b| b.batch.num_rows() as u64).sum::<u64>();
+                drop(st);
+                if let Some(wal) = &sh.wal {
+                    let w = wal.stats();
+                    t.wal_appends += w.appends;
+                    t.wal_syncs += w.syncs;
+                    t.wal_bytes_written += w.bytes_written;
+                    t.wal_bytes += wal.disk_bytes();
+                }
+            }
+        }
+        t
     }
 
     /// Totals over the streaming queries and views running now.

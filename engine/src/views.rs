@@ -83,6 +83,10 @@ pub struct ViewInfo {
     pub checkpoints: u64,
     /// Bytes of aggregation state held.
     pub state_bytes: u64,
+    /// Next sequence number to read, per shard of the source.
+    pub position: Vec<u64>,
+    /// Rows of the source not read yet (visible rows past `position`; filled when listed).
+    pub lag: u64,
     /// The defining query.
     pub query: String,
 }
@@ -300,7 +304,20 @@ impl Database {
 
     /// Every view with its state.
     pub fn views(&self) -> Vec<ViewInfo> {
-        self.inner.views.running.lock().values().map(|r| r.shared.info.lock().clone()).collect()
+        let mut out: Vec<ViewInfo> =
+            self.inner.views.running.lock().values().map(|r| r.shared.info.lock().clone()).collect();
+        for v in &mut out {
+            // Lag: rows visible in the source past the view's read position, per shard.
+            if let Ok(stream) = self.stream(&v.source) {
+                v.lag = stream
+                    .shards
+                    .iter()
+                    .enumerate()
+                    .map(|(i, sh)| sh.visible().saturating_sub(v.position.get(i).copied().unwrap_or(0)))
+                    .sum();
+            }
+        }
+        out
     }
 
     /// The names of views that read or write `stream`.
@@ -344,6 +361,8 @@ impl Database {
                     late_rows: 0,
                     checkpoints: 0,
                     state_bytes: 0,
+                    position: Vec::new(),
+                    lag: 0,
                     query: def.statement.query.to_string(),
                 };
                 let shared = Arc::new(Shared { stop: Arc::default(), info: Mutex::new(info), uses: Vec::new() });
@@ -393,6 +412,8 @@ impl Database {
             late_rows: 0,
             checkpoints: u64::from(fresh),
             state_bytes: 0,
+            position: query.positions(),
+            lag: 0,
             query: def.statement.query.to_string(),
         };
         let shared = Arc::new(Shared { stop, info: Mutex::new(info), uses: plan.tables().to_vec() });
@@ -462,6 +483,7 @@ fn run_view(db: WeakDb, def: Arc<ViewDef>, mut query: sluice_sql::StreamingQuery
             i.skipped_rows = i.skipped_rows.max(s.skipped_rows);
             i.late_rows = s.late_rows;
             i.state_bytes = s.state_bytes as u64;
+            i.position = query.positions();
         }
         if last_cp_at.elapsed() >= def.checkpoint_every {
             checkpoint(&db, &dir, &query, &mut last_cp, &sh);
@@ -520,6 +542,8 @@ pub(crate) fn views_batch(views: &[ViewInfo]) -> Result<RecordBatch> {
         Field::new("late_rows", DataType::UInt64, false),
         Field::new("checkpoints", DataType::UInt64, false),
         Field::new("state_bytes", DataType::UInt64, false),
+        Field::new("position", DataType::Utf8, false),
+        Field::new("lag", DataType::UInt64, false),
         Field::new("query", DataType::Utf8, false),
     ]));
     Ok(RecordBatch::try_new(
@@ -535,6 +559,9 @@ pub(crate) fn views_batch(views: &[ViewInfo]) -> Result<RecordBatch> {
             u(&|v| v.late_rows),
             u(&|v| v.checkpoints),
             u(&|v| v.state_bytes),
+            // `shard:next_sn` pairs, as system.shards numbers shards.
+            s(&|v| v.position.iter().enumerate().map(|(i, p)| format!("{i}:{p}")).collect::<Vec<_>>().join(",")),
+            u(&|v| v.lag),
             s(&|v| v.query.clone()),
         ],
     )?)

@@ -39,7 +39,7 @@ pub(crate) fn router(state: HttpState) -> Router {
 
 async fn metrics(State(s): State<HttpState>) -> Response {
     Metrics::add(&s.metrics.http_requests, 1);
-    let body = s.metrics.render(s.db.streams().len(), &s.db.streaming_totals(), &s.db.column_cache_stats());
+    let body = s.metrics.render(&s.db);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 

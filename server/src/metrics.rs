@@ -40,10 +40,15 @@ impl Metrics {
         c.fetch_add(n, Ordering::Relaxed);
     }
 
-    /// Prometheus text exposition format; `streams` is the engine's stream count, `streaming`
-    /// its running streaming queries, `cache` its decoded-column cache.
-    pub fn render(&self, streams: usize, streaming: &sluice::StreamingTotals, cache: &sluice::CacheStats) -> String {
-        let mut out = String::with_capacity(2048);
+    /// Prometheus text exposition format: these counters and the engine's (streams, storage,
+    /// streaming queries and views, column cache).
+    pub fn render(&self, db: &sluice::Database) -> String {
+        let streams = db.streams().len();
+        let streaming = &db.streaming_totals();
+        let cache = &db.column_cache_stats();
+        let storage = db.storage_totals();
+        let views = db.views();
+        let mut out = String::with_capacity(4096);
         let mut one = |name: &str, kind: &str, help: &str, v: u64| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
         };
@@ -103,6 +108,39 @@ impl Metrics {
         one("sluice_column_cache_bytes", "gauge", "Decoded part columns held for queries.", cache.bytes as u64);
         one("sluice_column_cache_hits_total", "counter", "Row-group columns read from the cache.", cache.hits);
         one("sluice_column_cache_misses_total", "counter", "Row-group columns decoded from parts.", cache.misses);
+        let t = &storage;
+        one("sluice_rows_appended_total", "counter", "Rows acknowledged by appends (all paths).", t.rows_appended);
+        one("sluice_wal_appends_total", "counter", "Log records appended.", t.wal_appends);
+        one("sluice_wal_syncs_total", "counter", "fdatasync calls of the logs.", t.wal_syncs);
+        one("sluice_wal_written_bytes_total", "counter", "Bytes written to the logs.", t.wal_bytes_written);
+        one("sluice_wal_bytes", "gauge", "Bytes the logs hold on disk.", t.wal_bytes);
+        one("sluice_flushes_total", "counter", "Flushes that wrote a part.", t.flushes);
+        one("sluice_flush_rows_total", "counter", "Rows moved from memtables into parts.", t.flush_rows);
+        one("sluice_merges_total", "counter", "Part merges.", t.merges);
+        one("sluice_parts", "gauge", "Live parts.", t.parts);
+        one("sluice_part_bytes", "gauge", "Bytes of the live parts.", t.part_bytes);
+        one("sluice_memtable_rows", "gauge", "Rows in memtables, not yet in parts.", t.memtable_rows);
+        // Durations as summaries without quantiles (sum and count: rate(sum)/rate(count) is
+        // the mean duration).
+        for (name, help, secs, count) in [
+            ("sluice_flush_duration_seconds", "Time spent in flushes.", t.flush_seconds, t.flushes),
+            ("sluice_merge_duration_seconds", "Time spent in merges.", t.merge_seconds, t.merges),
+        ] {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} summary\n{name}_sum {secs:.6}\n{name}_count {count}"
+            );
+        }
+        let name = "sluice_view_lag_rows";
+        let _ = writeln!(out, "# HELP {name} Source rows a materialized view has not read yet.\n# TYPE {name} gauge");
+        for v in &views {
+            let _ = writeln!(out, "{name}{{view=\"{}\"}} {}", label(&v.name), v.lag);
+        }
         out
     }
+}
+
+/// A label value with `\`, `"` and newlines escaped (Prometheus text format).
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }

@@ -98,6 +98,10 @@ fn repeated_queries_read_the_column_cache() {
             }
         }
         let stats = db.column_cache_stats();
+        // The storage counters of /metrics saw the 4 appends and 4 flushes.
+        let t = db.storage_totals();
+        assert_eq!((t.rows_appended, t.flushes, t.flush_rows, t.parts, t.merges), (2000, 4, 2000, 4, 0), "{t:?}");
+        assert!(t.part_bytes > 0 && t.wal_appends == 4 && t.wal_syncs >= 1, "{t:?}");
         (answers, stats, db, dir)
     };
     let (plain, off, _db0, _d0) = run(0);

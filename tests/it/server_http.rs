@@ -85,12 +85,22 @@ fn server_http_ingest_valid_json_lines_and_arrays() {
     // A running view shows in the streaming gauges.
     let db = server.database().clone();
     db.execute("CREATE MATERIALIZED VIEW v AS SELECT count() AS n FROM ev EMIT ON UPDATE").unwrap();
+    db.sync(std::time::Duration::from_secs(10)).unwrap();
     let (status, metrics) = request(addr, "GET", "/metrics", &[], b"");
     assert_eq!(status, 200);
     assert!(metrics.contains("sluice_ingest_rows_total 4"), "{metrics}");
     assert!(metrics.contains("sluice_streams 2"), "{metrics}");
     assert!(metrics.contains("sluice_views 1"), "{metrics}");
     assert!(metrics.contains("sluice_streaming_late_rows 0"), "{metrics}");
+    // Storage counters and each view's lag (caught up after sync).
+    assert!(metrics.contains("sluice_view_lag_rows{view=\"v\"} 0"), "{metrics}");
+    assert!(metrics.contains("sluice_flush_duration_seconds_count "), "{metrics}");
+    let appended: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("sluice_rows_appended_total "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no sluice_rows_appended_total in {metrics}"));
+    assert!(appended >= 4, "{appended}");
     assert_eq!(request(addr, "GET", "/health", &[], b""), (200, "ok".to_string()));
     server.shutdown().unwrap();
 }

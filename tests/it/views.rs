@@ -44,6 +44,9 @@ fn view_into_target_and_implicit_target() {
     assert_eq!(col(&db, "SELECT big FROM table(mv)"), vec!["-10", "10", "20"]);
     let v = rows(&db, "SELECT name, source, target, status FROM system.views");
     assert_eq!(v, vec![vec!["mv", "s", "mv", "running"], vec!["v", "s", "t", "running"]]);
+    // Caught up: each has read the 3 rows of the source's one shard.
+    let v = rows(&db, "SELECT name, position, lag FROM system.views");
+    assert_eq!(v, vec![vec!["mv", "0:3", "0"], vec!["v", "0:3", "0"]]);
     // Dependent streams cannot be dropped; DROP VIEW removes the implicit target.
     let e = db.execute("DROP STREAM s").expect_err("used by views");
     assert!(e.to_string().contains("materialized view"), "{e}");
