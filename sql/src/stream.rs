@@ -1012,7 +1012,7 @@ pub struct StreamStats {
 pub struct LiveStats {
     /// Input rows read.
     pub rows_in: std::sync::atomic::AtomicU64,
-    /// Rows emitted.
+    /// Rows emitted (updated as soon as they are queued, the other counters per input batch).
     pub rows_out: std::sync::atomic::AtomicU64,
     /// Rows dropped as late.
     pub late_rows: std::sync::atomic::AtomicU64,
@@ -1528,6 +1528,9 @@ impl StreamingQuery {
             return Ok(());
         }
         self.stats.rows_out += b.num_rows() as u64;
+        // Published at once (one atomic store), so that `rows_out` is exact whenever the query
+        // has handed its results on: the wire runner of the .slt files waits for that many rows.
+        self.live.rows_out.store(self.stats.rows_out, Ordering::Relaxed);
         self.out.push_back(relabel(b, &self.plan.schema)?);
         Ok(())
     }

@@ -1,5 +1,6 @@
 //! Runs the SQL logic tests in `tests/slt/*.slt` against an embedded database (each file on a
-//! fresh in-memory database). The same files run over the Postgres wire once the server lands.
+//! fresh in-memory database, and again on disk). `slt_wire.rs` runs the same files over the
+//! Postgres wire.
 //! Values print as `sluice::text::format_value` prints them; NULL prints as `NULL`, the empty
 //! string as `(empty)` (the sqllogictest convention).
 
@@ -53,7 +54,7 @@ impl Drop for Sub {
 }
 
 /// Longest any streaming command waits.
-const STREAM_WAIT: Duration = Duration::from_secs(10);
+pub(crate) const STREAM_WAIT: Duration = Duration::from_secs(10);
 
 fn test_error(m: String) -> sluice::Error {
     sluice::Error::NotSupported(m)
@@ -179,7 +180,6 @@ impl sqllogictest::DB for Embedded {
     }
 }
 
-/// Every `.slt` file under `tests/slt/`, recursively, sorted.
 /// A value as the `.slt` files spell it: `sluice::text::format_value`, except NULL as `NULL`, the
 /// empty string as `(empty)`, floats with a fraction rounded to 6 decimals (so results do not
 /// depend on the last bits of a summation order), lists as `[a,b]`.
@@ -208,7 +208,8 @@ fn cell(c: &ArrayRef, r: usize) -> String {
     }
 }
 
-fn slt_files() -> Vec<PathBuf> {
+/// Every `.slt` file under `tests/slt/`, recursively, sorted.
+pub(crate) fn slt_files() -> Vec<PathBuf> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
         for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
             let p = e.path();

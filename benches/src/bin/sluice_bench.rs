@@ -27,6 +27,10 @@ use sluice::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use sluice::{Database, Durability, Options, StreamDef};
 use sluice_benches::dir_bytes;
 
+/// The benchmarks over the Postgres wire.
+#[path = "sluice_bench/wire.rs"]
+mod wire;
+
 #[derive(Parser, Debug)]
 #[command(name = "sluice-bench", about = "sluice side by side with DuckDB and chDB (peers.py contract)")]
 struct Args {
@@ -87,6 +91,24 @@ struct Args {
     /// it off).
     #[arg(long)]
     cache_bytes: Option<usize>,
+    /// Instead of the peer phases: insert over one Postgres connection -> row received by a
+    /// streaming SELECT on another (in-process server), for durability os and fsync.
+    #[arg(long)]
+    wire_latency: bool,
+    /// Instead of the peer phases: the --parquet table ingested over the Postgres wire with
+    /// COPY FROM STDIN (CSV) and with multi-row INSERTs (durability --durability).
+    #[arg(long)]
+    wire_ingest: bool,
+    /// Rows per INSERT statement of --wire-ingest.
+    #[arg(long, default_value_t = 1000)]
+    wire_insert_rows: usize,
+    /// Instead of the peer phases: 64 connections (32 inserting, 16 streaming, 16 historical)
+    /// for --wire-seconds (durability --durability).
+    #[arg(long)]
+    wire_load: bool,
+    /// Duration of --wire-load.
+    #[arg(long, default_value_t = 60)]
+    wire_seconds: u64,
 }
 
 fn log(msg: &str) {
@@ -105,6 +127,9 @@ type BoxError = Box<dyn std::error::Error>;
 fn run(args: Args) -> Result<(), BoxError> {
     let durability: Durability = args.durability.parse().map_err(|e| format!("--durability: {e}"))?;
     std::fs::create_dir_all(&args.workdir)?;
+    if args.wire_latency || args.wire_ingest || args.wire_load {
+        return wire_modes(&args, durability);
+    }
     if args.streaming_latency || args.window || args.view_keys.is_some() {
         return streaming_modes(&args);
     }
@@ -275,6 +300,23 @@ fn streaming_modes(args: &Args) -> Result<(), BoxError> {
     }
     if let Some(keys) = args.view_keys {
         res["view"] = view_mode(args, keys)?;
+    }
+    std::fs::write(&args.out, serde_json::to_string_pretty(&res)?)?;
+    println!("{}", serde_json::to_string_pretty(&res)?);
+    Ok(())
+}
+
+/// `--wire-latency`, `--wire-ingest` and `--wire-load` (issue E), written to `--out`.
+fn wire_modes(args: &Args, durability: Durability) -> Result<(), BoxError> {
+    let mut res = json!({"engine": "sluice", "version": env!("CARGO_PKG_VERSION"), "machine": machine()});
+    if args.wire_latency {
+        res["wire_latency"] = wire::latency(args)?;
+    }
+    if args.wire_ingest {
+        res["wire_ingest"] = wire::ingest(args, durability)?;
+    }
+    if args.wire_load {
+        res["wire_load"] = wire::load(args, durability)?;
     }
     std::fs::write(&args.out, serde_json::to_string_pretty(&res)?)?;
     println!("{}", serde_json::to_string_pretty(&res)?);

@@ -117,8 +117,7 @@ struct Tok {
 
 /// The significant tokens of `sql` (no whitespace or comments); `None` if it does not lex.
 fn lex(sql: &str) -> Option<Vec<Tok>> {
-    let mut line_starts = vec![0];
-    line_starts.extend(sql.match_indices('\n').map(|(i, _)| i + 1));
+    let mut offsets = params::Offsets::new(sql);
     let all = params::tokens(sql);
     if all.is_empty() && !sql.trim().is_empty() {
         return None;
@@ -128,7 +127,7 @@ fn lex(sql: &str) -> Option<Vec<Tok>> {
         if matches!(t.token, Token::Whitespace(_) | Token::EOF) {
             continue;
         }
-        let start = params::offset(&line_starts, sql, t.span.start.line, t.span.start.column)?;
+        let start = offsets.at(t.span.start.line, t.span.start.column)?;
         out.push(Tok { token: t.token, start });
     }
     Some(out)

@@ -27,26 +27,50 @@ pub(crate) fn tokens(sql: &str) -> Vec<TokenWithSpan> {
     Tokenizer::new(&dialect, sql).tokenize_with_location().unwrap_or_default()
 }
 
-/// Byte offset of a 1-based (line, column) position.
-pub(crate) fn offset(line_starts: &[usize], sql: &str, line: u64, column: u64) -> Option<usize> {
-    let start = *line_starts.get(line.checked_sub(1)? as usize)?;
-    let skip = column.checked_sub(1)? as usize;
-    match sql[start..].char_indices().nth(skip) {
-        Some((i, _)) => Some(start + i),
-        None => Some(sql.len()),
+/// Byte offsets of 1-based (line, column) token positions. Positions asked in text order
+/// (as the tokenizer yields them) cost linear time in all: each walks on from the previous one
+/// instead of counting characters from the start of its line, which made long one-line
+/// statements (a 1,000-row INSERT) quadratic.
+pub(crate) struct Offsets<'a> {
+    sql: &'a str,
+    line_starts: Vec<usize>,
+    /// The last position found: line, column, byte.
+    last: (u64, u64, usize),
+}
+
+impl<'a> Offsets<'a> {
+    pub fn new(sql: &'a str) -> Self {
+        let mut line_starts = vec![0];
+        line_starts.extend(sql.match_indices('\n').map(|(i, _)| i + 1));
+        Offsets { sql, line_starts, last: (1, 1, 0) }
+    }
+
+    /// The byte offset of (line, column); past the end of the text, its length.
+    pub fn at(&mut self, line: u64, column: u64) -> Option<usize> {
+        let line_start = *self.line_starts.get(line.checked_sub(1)? as usize)?;
+        let skip = column.checked_sub(1)? as usize;
+        let (from_col, from) = match self.last {
+            (l, c, b) if l == line && c <= column => ((c - 1) as usize, b),
+            _ => (0, line_start),
+        };
+        let byte = match self.sql[from..].char_indices().nth(skip - from_col) {
+            Some((i, _)) => from + i,
+            None => return Some(self.sql.len()),
+        };
+        self.last = (line, column, byte);
+        Some(byte)
     }
 }
 
 /// Finds `$n` placeholders with the SQL lexer (so `'$1'` in a string or comment is not one).
 pub(crate) fn scan(sql: &str) -> Placeholders {
-    let mut line_starts = vec![0];
-    line_starts.extend(sql.match_indices('\n').map(|(i, _)| i + 1));
+    let mut offsets = Offsets::new(sql);
     let mut p = Placeholders::default();
     for t in tokens(sql) {
         if let Token::Placeholder(name) = &t.token
             && let Some(n) = name.strip_prefix('$').and_then(|d| d.parse::<usize>().ok())
             && n >= 1
-            && let Some(start) = offset(&line_starts, sql, t.span.start.line, t.span.start.column)
+            && let Some(start) = offsets.at(t.span.start.line, t.span.start.column)
         {
             let end = start + name.len();
             if sql.get(start..end) == Some(name.as_str()) {
@@ -435,6 +459,27 @@ mod tests {
         assert_eq!(p.count, 2);
         let out = substitute(sql, &p, &["1".into(), quote("x'y")]);
         assert_eq!(out, "SELECT '$1',  1 , \"$2\" -- $3\n,  'x''y' ");
+    }
+
+    #[test]
+    fn token_offsets_are_byte_offsets() {
+        let sql = "SELECT 'é', $1\n  ,ü, $2; SELECT 1";
+        let mut o = Offsets::new(sql);
+        for t in tokens(sql) {
+            if matches!(t.token, Token::EOF) {
+                continue;
+            }
+            let at = o.at(t.span.start.line, t.span.start.column).unwrap();
+            assert!(sql[at..].starts_with(&t.token.to_string()), "{:?} at {at}", t.token);
+        }
+        // A long one-line statement is lexed in linear time (it was quadratic).
+        let values: Vec<String> = (0..20_000).map(|i| format!("({i}, 'v{i}')")).collect();
+        let sql = format!("INSERT INTO s (a, b) VALUES {}", values.join(","));
+        let t = std::time::Instant::now();
+        let mut o = Offsets::new(&sql);
+        let last = tokens(&sql).into_iter().filter_map(|t| o.at(t.span.start.line, t.span.start.column)).last();
+        assert_eq!(last, Some(sql.len() - 1), "the closing parenthesis");
+        assert!(t.elapsed() < std::time::Duration::from_secs(5), "{:?}", t.elapsed());
     }
 
     #[test]
