@@ -84,6 +84,9 @@ mod check;
 mod checksum;
 /// Errors of the crate.
 mod error;
+/// The manifest codec as a fuzz entry point (not an API).
+#[doc(hidden)]
+pub mod fuzzing;
 /// Refcounted part handles and part-set snapshots.
 mod handle;
 /// The manifest: edits, recovery, compaction.

@@ -50,3 +50,5 @@ pub use error::{Error, Result, http_status, sqlstate};
 pub use http::ingest::{ErrorKind as IngestErrorKind, IngestError, RejectedRecord, json_to_batch, rejected_records};
 pub use lifecycle::{Server, ServerHandle};
 pub use metrics::Metrics;
+#[doc(hidden)]
+pub use pg::fuzzing as pg_fuzzing;

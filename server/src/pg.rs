@@ -38,6 +38,9 @@ mod copy;
 mod cursor;
 /// Arrow values as Postgres text and binary values.
 mod encode;
+/// The message path's parsers as fuzz entry points (not an API).
+#[doc(hidden)]
+pub mod fuzzing;
 /// The query protocol handlers.
 mod handler;
 /// `$n` parameters: where, which type, and as literals.

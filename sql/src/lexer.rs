@@ -21,6 +21,16 @@ pub(crate) fn tokenize(sql: &str) -> Result<Tokens> {
     let dialect = SluiceDialect::new();
     let raw =
         Tokenizer::new(&dialect, sql).tokenize_with_location().map_err(|e| Error::parse(e.message, e.location))?;
+    // A control character outside strings and comments is never SQL; sqlparser makes it a
+    // `Char` token that some of its parsers skip, so `SHOW<U+0013>STREAMS` would parse as
+    // `SHOW STREAMS` seen through sqlparser (a SHOW variable) and display as sluice's own.
+    let control = raw.iter().find_map(|t| match t.token {
+        Token::Char(c) if c.is_control() => Some((c, t.span.start)),
+        _ => None,
+    });
+    if let Some((c, at)) = control {
+        return Err(Error::parse(format!("unexpected control character U+{:04X}", c as u32), at));
+    }
     rewrite_intervals(raw)
 }
 

@@ -7,6 +7,7 @@ mod engine_interop;
 mod engine_model;
 mod engine_sql;
 mod fixtures;
+mod fuzz_corpus;
 mod server_clients;
 mod server_http;
 mod server_pg;

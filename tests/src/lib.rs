@@ -5,6 +5,9 @@
 
 use sluice_vfs::Rng;
 
+/// Fuzz entry points, one per target of the cargo-fuzz project in `fuzz/`.
+pub mod fuzz;
+
 /// The seed of a randomized test: `SLUICE_SEED` from the environment if set (to replay a
 /// failure), otherwise `default`. Tests print it on failure.
 pub fn seed_from_env(default: u64) -> u64 {

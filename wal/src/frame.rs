@@ -87,6 +87,9 @@ impl SegmentHeader {
         if header_len as usize != SEGMENT_HEADER_LEN {
             return Err(FrameError::Invalid(format!("bad segment header length {header_len}")));
         }
+        if b[12..16] != [0; 4] || b[24..28] != [0; 4] {
+            return Err(FrameError::Invalid("reserved segment header bytes are not zero".into()));
+        }
         Ok(SegmentHeader { first_seq: u64_at(b, 16) })
     }
 }
@@ -284,6 +287,21 @@ mod tests {
         assert!(lz.len() < compressible.len() / 2);
         let zs = frame(Codec::Zstd, 0, &compressible);
         assert!(zs.len() < compressible.len() / 2);
+    }
+
+    /// Found by the `wal_frame` fuzz target: non-zero reserved bytes with a matching checksum
+    /// were accepted (and so the header did not re-encode to its bytes).
+    #[test]
+    fn segment_header_reserved_bytes_must_be_zero() {
+        let good = SegmentHeader { first_seq: 5 }.encode();
+        assert_eq!(SegmentHeader::decode(&good), Ok(SegmentHeader { first_seq: 5 }));
+        for at in [12, 15, 24, 27] {
+            let mut b = good;
+            b[at] = 1;
+            let crc = crc32c::crc32c(&b[0..28]);
+            b[28..32].copy_from_slice(&crc.to_le_bytes());
+            assert!(matches!(SegmentHeader::decode(&b), Err(FrameError::Invalid(_))), "byte {at}");
+        }
     }
 
     #[test]

@@ -1,0 +1,6 @@
+//! Fuzz target `manifest`: see `sluice_tests::fuzz::manifest`.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(init: sluice_tests::fuzz::init_fuzzer(), |data: &[u8]| sluice_tests::fuzz::fuzz_one(sluice_tests::fuzz::manifest, data));
