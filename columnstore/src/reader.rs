@@ -390,16 +390,26 @@ fn reader_schema(reader: &ParquetRecordBatchReader) -> SchemaRef {
     reader.schema()
 }
 
+/// Rows of row group `g` (0 for a group the footer does not have).
+fn group_rows(meta: &ParquetMetaData, g: usize) -> usize {
+    meta.row_groups().get(g).map_or(0, |rg| rg.num_rows().max(0) as usize)
+}
+
+/// The next batch of `reader`, with a decoder panic or failure as [`Error::Corrupted`] (or
+/// the I/O error the source recorded).
+fn next_checked(source: &PartSource, reader: &mut ParquetRecordBatchReader) -> Result<Option<RecordBatch>> {
+    guard(source.path(), || reader.next().transpose().map_err(|e| read_error(source, e)))
+}
+
 /// One row group of a scan and the `(start, len)` row ranges it reads (`None`: every row).
 type GroupRanges = (usize, Option<Vec<(usize, usize)>>);
 
 /// The plan per row group: each selected group with its row ranges.
 fn split_selection(plan: &ScanPlan, meta: &ParquetMetaData) -> Vec<GroupRanges> {
-    let rg_rows = |g: usize| meta.row_groups().get(g).map_or(0, |rg| rg.num_rows().max(0) as usize);
     let mut rest = plan.selection.clone();
     let mut out = Vec::with_capacity(plan.row_groups.len());
     for &g in &plan.row_groups {
-        let n = rg_rows(g);
+        let n = group_rows(meta, g);
         let ranges = rest.as_mut().map(|sel| {
             let piece = sel.split_off(n);
             let mut ranges = Vec::new();
@@ -426,13 +436,12 @@ fn split_selection(plan: &ScanPlan, meta: &ParquetMetaData) -> Vec<GroupRanges> 
 /// Keeps only the row groups in `only` (and their part of the row selection).
 fn restrict_plan(plan: ScanPlan, only: &[usize], meta: &ParquetMetaData) -> ScanPlan {
     use parquet::arrow::arrow_reader::RowSelector;
-    let rg_rows = |g: usize| meta.row_groups().get(g).map_or(0, |rg| rg.num_rows().max(0) as usize);
     let mut row_groups = Vec::new();
     let mut selectors: Vec<RowSelector> = Vec::new();
     let mut rest = plan.selection.clone();
     let mut selected_rows = 0u64;
     for &g in &plan.row_groups {
-        let n = rg_rows(g);
+        let n = group_rows(meta, g);
         let piece = rest.as_mut().map(|sel| sel.split_off(n));
         if only.contains(&g) {
             row_groups.push(g);
@@ -546,11 +555,7 @@ impl Iterator for PartScan {
         let reader = self.reader.as_mut()?;
         let source = &self.source;
         let r = match reader {
-            Reader::Parquet(reader) => guard(source.path(), || match reader.next() {
-                None => Ok(None),
-                Some(Ok(b)) => Ok(Some(b)),
-                Some(Err(e)) => Err(read_error(source, e)),
-            }),
+            Reader::Parquet(reader) => next_checked(source, reader),
             Reader::Cached(c) => c.next_batch(),
         };
         match r {
@@ -644,9 +649,7 @@ impl CachedScan {
                 }
                 Some(Current::Direct { reader, cached, ranges }) => {
                     let source = &self.part.inner.source;
-                    let Some(b) =
-                        guard(source.path(), || reader.next().transpose().map_err(|e| read_error(source, e)))?
-                    else {
+                    let Some(b) = next_checked(source, reader)? else {
                         self.current = None;
                         continue;
                     };
@@ -679,7 +682,7 @@ impl CachedScan {
 
     fn open_group(&self, g: usize, ranges: Option<Vec<(usize, usize)>>) -> Result<Current> {
         let meta = self.part.inner.meta.metadata();
-        let rows = meta.row_groups().get(g).map_or(0, |rg| rg.num_rows().max(0) as usize);
+        let rows = group_rows(meta, g);
         let ranges: VecDeque<(usize, usize)> = ranges.unwrap_or_else(|| vec![(0, rows)]).into();
         let uid = self.part.inner.uid;
         let key_cols: Vec<u32> = self.roots.iter().map(|&c| c as u32).collect();
@@ -708,7 +711,7 @@ impl CachedScan {
         let mut reader = self.part.reader(&missing, vec![g], None, rows.max(1))?;
         let source = &self.part.inner.source;
         let mut batches = Vec::new();
-        while let Some(b) = guard(source.path(), || reader.next().transpose().map_err(|e| read_error(source, e)))? {
+        while let Some(b) = next_checked(source, &mut reader)? {
             batches.push(b);
         }
         let decoded: Vec<ArrayRef> = match batches.len() {
