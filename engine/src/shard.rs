@@ -28,7 +28,7 @@ use crate::budget::MemBudget;
 use crate::ingest;
 use crate::memtable::{MemBatch, Memtable};
 use crate::options::StorageType;
-use crate::stream_def::{StreamDef, TP_TIME, sn_column};
+use crate::stream_def::{StreamDef, TP_TIME};
 use crate::{Error, Result};
 
 /// A flush that empties the memtable closes the active log segment when the log is bigger.
@@ -491,12 +491,15 @@ impl Shard {
         let _m = self.maintenance.lock();
         self.check_poison()?;
         let mut changed = false;
-        // The TTL's column: rows expire by it in merges, whole parts by its largest value.
-        if let Some((cutoff, column)) = &ttl {
-            changed |= !store.expire_on(*cutoff, Some(column)).map_err(|e| self.parts_error(e))?.is_empty();
+        // The TTL's column: rows expire by it in merges, whole parts by its largest value. For
+        // the parts' own time column (`_tp_time`) the manifest's time ranges answer without
+        // opening any part.
+        let cutoff = ttl.as_ref().map(|t| t.0);
+        let column = ttl.map(|t| t.1).filter(|c| c != TP_TIME);
+        if let Some(cutoff) = cutoff {
+            changed |= !store.expire_on(cutoff, column.as_deref()).map_err(|e| self.parts_error(e))?.is_empty();
         }
-        let opts =
-            MergeOptions::default().ttl_cutoff_ms(ttl.as_ref().map(|t| t.0)).ttl_column(ttl.map(|t| t.1)).dedup(dedup);
+        let opts = MergeOptions::default().ttl_cutoff_ms(cutoff).ttl_column(column).dedup(dedup);
         let started = std::time::Instant::now();
         if store.maybe_merge(policy, &opts).map_err(|e| self.parts_error(e))?.is_some() {
             changed = true;
@@ -566,17 +569,7 @@ pub(crate) fn sort_for_part(
     let with_sn: Vec<RecordBatch> = batches
         .iter()
         .map(|b| {
-            let stored = b.batch.schema();
-            if stored.fields().len() + 1 == schema.fields().len()
-                && stored.fields().iter().zip(schema.fields()).all(|(a, b)| a.name() == b.name())
-            {
-                let mut cols = b.batch.columns().to_vec();
-                cols.push(sn_column(b.first_seq, b.batch.num_rows()));
-                if let Ok(batch) = RecordBatch::try_new(schema.clone(), cols) {
-                    return Ok(batch);
-                }
-            }
-            // Appended before an ALTER STREAM changed the columns: conformed by name.
+            // By name: batches appended before an ALTER STREAM have other columns.
             crate::scan::complete(def, schema, &crate::scan::with_sn(&b.batch, b.first_seq)?)
         })
         .collect::<Result<_>>()?;
